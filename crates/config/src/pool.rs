@@ -1,0 +1,66 @@
+//! `[pool]`: defaults shared by every (database, user) pool.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// When a server connection returns to the pool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoolMode {
+    /// A client keeps its server connection until it disconnects.
+    #[default]
+    Session,
+    /// A client holds a server connection only for the length of a transaction.
+    Transaction,
+}
+
+/// The `[pool]` section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolConfig {
+    /// Pooling mode: `"session"` or `"transaction"`.
+    /// Default: `"session"`. Reload: yes (new checkouts).
+    pub mode: PoolMode,
+    /// Maximum server connections per (database, user) pool.
+    /// Default: `20`. Unit: connections. Minimum 1. Reload: yes.
+    pub size: u32,
+    /// Idle server connections kept open ahead of demand in each pool.
+    /// Default: `0`. Unit: connections. At most `size`. Reload: yes.
+    pub min_idle: u32,
+    /// SQL run on a server connection when a session-mode client releases it, so that no
+    /// session state reaches the next client; `""` runs nothing.
+    /// Default: `"DISCARD ALL"`. Reload: yes.
+    pub reset_query: String,
+    /// Longest time a client waits for a server connection before it gets an error.
+    /// Default: `"120s"`. Unit: duration. Must be > 0. Reload: yes.
+    #[serde(with = "humantime_serde")]
+    pub query_wait_timeout: Duration,
+    /// Longest time to open a server connection: DNS, TCP, TLS and login together.
+    /// Default: `"15s"`. Unit: duration. Must be > 0. Reload: yes.
+    #[serde(with = "humantime_serde")]
+    pub server_connect_timeout: Duration,
+    /// Close a server connection that has been idle in the pool this long; `"0s"` = never.
+    /// Default: `"10m"`. Unit: duration. Reload: yes.
+    #[serde(with = "humantime_serde")]
+    pub server_idle_timeout: Duration,
+    /// Close a server connection older than this when it is released; `"0s"` = never.
+    /// Default: `"1h"`. Unit: duration. Reload: yes.
+    #[serde(with = "humantime_serde")]
+    pub server_lifetime: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            mode: PoolMode::Session,
+            size: 20,
+            min_idle: 0,
+            reset_query: "DISCARD ALL".to_owned(),
+            query_wait_timeout: Duration::from_secs(120),
+            server_connect_timeout: Duration::from_secs(15),
+            server_idle_timeout: Duration::from_secs(10 * 60),
+            server_lifetime: Duration::from_secs(60 * 60),
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! `[proxy]`: the listener and process-wide settings.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// The `[proxy]` section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// Address the PostgreSQL listener binds: an IP address and a port (`"[::]:6432"` for IPv6);
+    /// host names are not resolved.
+    /// Default: `"127.0.0.1:6432"`. Reload: no (needs a restart).
+    pub listen: String,
+    /// Address of the HTTP admin listener (metrics, health, API), same syntax as `listen`;
+    /// absent means no admin listener.
+    /// Default: none. Reload: no (needs a restart).
+    pub admin_listen: Option<String>,
+    /// Maximum number of client connections open at once; the next one is refused with
+    /// SQLSTATE 53300 (too_many_connections).
+    /// Default: `1000`. Unit: connections. Reload: yes.
+    pub max_client_conn: u32,
+    /// Largest protocol frame accepted from a client or a server, length word included;
+    /// a larger frame is a protocol violation (SQLSTATE 08P01) and closes the connection.
+    /// Default: `268435456` (256 MiB). Unit: bytes. Minimum 1024. Reload: yes (new connections).
+    pub max_message_size: u32,
+    /// Time a client has from TCP accept to finishing authentication (TLS included).
+    /// Default: `"60s"`. Unit: duration. Must be > 0. Reload: yes (new connections).
+    #[serde(with = "humantime_serde")]
+    pub client_login_timeout: Duration,
+    /// On shutdown, time given to clients to finish their transactions before connections
+    /// are closed; `"0s"` closes them at once.
+    /// Default: `"30s"`. Unit: duration. Reload: yes.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Log line format: `"human"` or `"json"`.
+    /// Default: `"human"`. Reload: no (needs a restart).
+    pub log_format: LogFormat,
+    /// Number of tokio worker threads; `0` means one per CPU core.
+    /// Default: `0`. Unit: threads. Reload: no (needs a restart).
+    pub workers: u32,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            listen: "127.0.0.1:6432".to_owned(),
+            admin_listen: None,
+            max_client_conn: 1000,
+            max_message_size: 256 * 1024 * 1024,
+            client_login_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(30),
+            log_format: LogFormat::Human,
+            workers: 0,
+        }
+    }
+}
