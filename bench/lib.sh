@@ -21,7 +21,8 @@ PG_PID=""
 declare -A TARGET_PORT=()
 declare -A TARGET_PID=()
 TARGETS=()        # targets that started, in the order they were declared
-SKIPPED=()        # "target: reason" for targets that did not start
+SKIPPED=()        # "target: reason" for targets that were not measured
+FAILED=()         # the subset that was given but did not start
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -53,20 +54,26 @@ if [[ $EUID -eq 0 ]]; then
 fi
 as_service_user() { "${AS_SERVICE_USER[@]+"${AS_SERVICE_USER[@]}"}" "$@"; }
 
+# Put before a proxy's command line, e.g. (valgrind --tool=callgrind ...).
+LAUNCH_PREFIX=()
+# Seconds a proxy gets to answer its first query (valgrind makes startup slow).
+START_TIMEOUT=${START_TIMEOUT:-30}
+
+# wait_tcp PORT PID [SECONDS]: gives up early if the process has exited.
 wait_tcp() {
-    local port=$1 deadline=$((SECONDS + ${2:-30}))
+    local port=$1 pid=$2 deadline=$((SECONDS + ${3:-30}))
     until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-        ((SECONDS < deadline)) || return 1
+        ((SECONDS < deadline)) && kill -0 "$pid" 2>/dev/null || return 1
         sleep 0.1
     done
 }
 
 # A real query through the target, with SCRAM auth, proves it is usable.
 wait_sql() {
-    local port=$1 deadline=$((SECONDS + ${2:-30}))
+    local port=$1 pid=$2 deadline=$((SECONDS + ${3:-30}))
     until psql -X -q -At -h 127.0.0.1 -p "$port" -U "$BENCH_USER" -d "$BENCH_DB" \
         -c 'select 1' >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || return 1
+        ((SECONDS < deadline)) && kill -0 "$pid" 2>/dev/null || return 1
         sleep 0.2
     done
 }
@@ -195,7 +202,8 @@ log_pooler_errors = 1
 logfile = $dir/pgbouncer.log
 EOF
     if [[ $EUID -eq 0 ]]; then chown -R postgres:postgres "$dir"; fi
-    "${AS_SERVICE_USER[@]+"${AS_SERVICE_USER[@]}"}" "$PGBOUNCER_BIN" "$dir/pgbouncer.ini" \
+    "${AS_SERVICE_USER[@]+"${AS_SERVICE_USER[@]}"}" "${LAUNCH_PREFIX[@]+"${LAUNCH_PREFIX[@]}"}" \
+        "$PGBOUNCER_BIN" "$dir/pgbouncer.ini" \
         >>"$dir/stderr.log" 2>&1 &
     register_target pgbouncer "$port" $! "$dir/pgbouncer.log"
 }
@@ -209,7 +217,7 @@ start_dbwarden() {
     fi
     port=$(free_port)
     mkdir -p "$WORK/dbwarden"
-    RUST_LOG=${DBWARDEN_LOG:-warn} "$bin" proxy \
+    RUST_LOG=${DBWARDEN_LOG:-warn} "${LAUNCH_PREFIX[@]+"${LAUNCH_PREFIX[@]}"}" "$bin" proxy \
         --upstream "postgres://$BENCH_USER:$BENCH_PASSWORD@127.0.0.1:$PG_PORT" \
         --listen "127.0.0.1:$port" --pool-size "$pool" --pool-mode "$mode" \
         >"$WORK/dbwarden/dbwarden.log" 2>&1 &
@@ -220,15 +228,35 @@ start_dbwarden() {
 register_target() {
     local name=$1 port=$2 pid=$3 logfile=$4
     TARGET_PID[$name]=$pid
-    if wait_tcp "$port" 30 && wait_sql "$port" 30 && kill -0 "$pid" 2>/dev/null; then
+    if wait_tcp "$port" "$pid" "$START_TIMEOUT" && wait_sql "$port" "$pid" "$START_TIMEOUT" &&
+        kill -0 "$pid" 2>/dev/null; then
         TARGET_PORT[$name]=$port
         TARGETS+=("$name")
         log "$name (pid $pid) on 127.0.0.1:$port"
     else
         kill "$pid" 2>/dev/null || true
         unset "TARGET_PID[$name]"
-        skip_target "$name" "did not answer a query within 60 s; last log lines: $(tail -3 "$logfile" 2>/dev/null | tr '\n' ' ')"
+        FAILED+=("$name")
+        skip_target "$name" "exited or did not answer a query within $((2 * START_TIMEOUT)) s; last log lines: $(tail -3 "$logfile" 2>/dev/null | tr '\n' ' ')"
     fi
+}
+
+# stop_target NAME: a clean shutdown (SIGINT is graceful for PgBouncer and
+# tokio programs alike), so that tools such as callgrind write their output.
+stop_target() {
+    local name=$1 pid=${TARGET_PID[$1]:-} i
+    [[ -n "$pid" ]] || return 0
+    kill -INT "$pid" 2>/dev/null || true
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    unset "TARGET_PID[$name]" "TARGET_PORT[$name]"
+    local kept=() t
+    for t in "${TARGETS[@]}"; do [[ $t == "$name" ]] || kept+=("$t"); done
+    TARGETS=("${kept[@]+"${kept[@]}"}")
 }
 
 skip_target() {

@@ -199,7 +199,7 @@ def build_rows(records):
                 [
                     scenario_label(key, by_target),
                     TARGET_NAMES.get(t, t),
-                    fmt(m["tps"], 0),
+                    fmt(m["tps"], 0) + ("*" if any(r["errors"] for r in runs) else ""),
                     fmt(m["avg_ms"], 3),
                     fmt(m["p99_ms"], 3),
                     fmt(m["cpu_ms_per_1k"], 1),
@@ -256,6 +256,12 @@ def cmd_table(args):
     ]
     for row in build_rows(records):
         lines.append("| " + " | ".join(row) + " |")
+    if any(r["errors"] for r in records):
+        lines += [
+            "",
+            "\\* Some runs of this row had errors (failed transactions, aborted clients or a "
+            "proxy that died); its figures cover only what completed. The per-run file says which.",
+        ]
     notes = [n for n in meta.get("skipped", "").split(";;") if n]
     if notes:
         lines.append("")

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Instructions per transaction of a proxy's hot path, counted by callgrind.
+#
+#   bench/callgrind.sh [dbwarden|pgbouncer]
+#
+# Wall-clock figures on a shared 2-core machine move by 10% and more between
+# identical runs; instruction counts barely move. The proxy runs under
+# callgrind twice, for N and for 2N transactions (pgbench -t: a fixed amount of
+# work, not a duration); the difference divided by N is the cost of one
+# transaction, with startup, logins and shutdown cancelled out.
+#
+# One client by default: with several, the count depends on how many ready
+# events each wakeup happens to find, which is timing again (PgBouncer moved by
+# about ±4% with 4 clients, by under 0.1% with one).
+#
+# Env: TXNS (N, default 10000), CLIENTS (1), MODE (simple|extended|prepared),
+# POOL_SIZE (20), POOL_MODE (session), SCALE (1).
+# BASELINE=FILE compares with the number in FILE and exits 1 if the count is
+# more than TOLERANCE percent (default 10) above it; WRITE_BASELINE=1 writes
+# the count to FILE instead.
+set -euo pipefail
+
+TARGET=${1:-dbwarden}
+TXNS=${TXNS:-10000}
+CLIENTS=${CLIENTS:-1}
+MODE=${MODE:-simple}
+POOL_SIZE=${POOL_SIZE:-20}
+POOL_MODE=${POOL_MODE:-session}
+TOLERANCE=${TOLERANCE:-10}
+SCALE=${SCALE:-1}
+
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+[[ $TARGET == dbwarden || $TARGET == pgbouncer ]] || die "target must be dbwarden or pgbouncer"
+command -v valgrind >/dev/null || die "valgrind is not installed (apt-get install valgrind)"
+((TXNS % CLIENTS == 0)) || die "TXNS must be a multiple of CLIENTS"
+
+setup_workdir
+trap cleanup EXIT INT TERM
+start_postgres $((POOL_SIZE + CLIENTS + 20))
+# Valgrind runs the proxy some 50 times slower; give it time to come up.
+START_TIMEOUT=${START_TIMEOUT:-120}
+
+# instructions TXNS: sets IR to the total instructions of one proxy run doing
+# TXNS transactions. Not a $(...) subshell: the proxy's pid must stay known to
+# the cleanup trap if anything fails.
+IR=""
+instructions() {
+    local txns=$1 out=$WORK/$TARGET/callgrind.$1.out
+    mkdir -p "$WORK/$TARGET"
+    if [[ $EUID -eq 0 ]]; then chown postgres:postgres "$WORK/$TARGET"; fi
+    LAUNCH_PREFIX=(valgrind --tool=callgrind --callgrind-out-file="$out"
+        --log-file="$WORK/$TARGET/valgrind.$txns.log")
+    "start_$TARGET" "$POOL_SIZE" "$POOL_MODE"
+    [[ -n "${TARGET_PORT[$TARGET]:-}" ]] || die "$TARGET did not start under valgrind"
+    pgbench -h 127.0.0.1 -p "${TARGET_PORT[$TARGET]}" -U "$BENCH_USER" -S -n \
+        -t $((txns / CLIENTS)) -c "$CLIENTS" -j 1 -M "$MODE" "$BENCH_DB" \
+        >"$WORK/$TARGET/pgbench.$txns.log" 2>&1 ||
+        die "pgbench through $TARGET failed: $(tail -3 "$WORK/$TARGET/pgbench.$txns.log")"
+    stop_target "$TARGET"
+    [[ -s "$out" ]] || die "callgrind wrote no output for $TARGET"
+    IR=$(awk '/^(summary|totals):/ {print $2; exit}' "$out")
+}
+
+log "$TARGET under callgrind: $MODE protocol, $CLIENTS clients, $TXNS and $((2 * TXNS)) transactions"
+instructions "$TXNS"
+one=$IR
+instructions $((2 * TXNS))
+two=$IR
+per_txn=$(((two - one) / TXNS))
+log "instructions: $one for $TXNS transactions, $two for $((2 * TXNS))"
+echo "$TARGET $MODE: $per_txn instructions per transaction"
+
+if [[ -n "${BASELINE:-}" ]]; then
+    if [[ "${WRITE_BASELINE:-0}" == 1 ]]; then
+        echo "$per_txn" >"$BASELINE"
+        log "baseline written to $BASELINE"
+    else
+        base=$(tr -dc '0-9' <"$BASELINE")
+        [[ -n "$base" ]] || die "no number in $BASELINE"
+        limit=$((base + base * TOLERANCE / 100))
+        if ((per_txn > limit)); then
+            die "$per_txn instructions per transaction is more than $TOLERANCE% above the baseline $base"
+        fi
+        log "within $TOLERANCE% of the baseline $base (limit $limit)"
+    fi
+fi
