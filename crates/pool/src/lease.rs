@@ -1,0 +1,107 @@
+use std::time::Instant;
+
+use crate::pool::Pool;
+
+/// A connection checked out of the pool.
+///
+/// Dropping a lease closes the connection and frees its slot: the safe default for anything
+/// that went wrong. A connection goes back for reuse only through [`Lease::release`], which the
+/// session calls once it knows the connection is idle and clean.
+pub struct Lease<C: Send + 'static> {
+    conn: Option<C>,
+    created: Instant,
+    pool: Option<Pool<C>>,
+}
+
+impl<C: Send + 'static> Lease<C> {
+    pub(crate) fn new(pool: Pool<C>, conn: C, created: Instant) -> Self {
+        Lease {
+            conn: Some(conn),
+            created,
+            pool: Some(pool),
+        }
+    }
+
+    pub fn conn(&self) -> &C {
+        self.conn
+            .as_ref()
+            .expect("lease holds a connection until consumed")
+    }
+
+    pub fn conn_mut(&mut self) -> &mut C {
+        self.conn
+            .as_mut()
+            .expect("lease holds a connection until consumed")
+    }
+
+    /// When the connection was opened (for `server_lifetime`).
+    pub fn created(&self) -> Instant {
+        self.created
+    }
+
+    /// Returns the connection for reuse. Only for a connection that is idle and reset.
+    pub fn release(mut self) {
+        let conn = self.conn.take().expect("lease holds a connection");
+        if let Some(pool) = self.pool.take() {
+            pool.put_back(conn, self.created);
+        }
+    }
+
+    /// Takes the connection out of the pool's accounting for good (its slot is freed).
+    pub fn detach(mut self) -> C {
+        let conn = self.conn.take().expect("lease holds a connection");
+        if let Some(pool) = self.pool.take() {
+            pool.forget_one();
+        }
+        conn
+    }
+
+    pub(crate) fn into_parts(mut self) -> (C, Instant) {
+        self.pool = None;
+        (
+            self.conn.take().expect("lease holds a connection"),
+            self.created,
+        )
+    }
+}
+
+impl<C: Send + 'static> Drop for Lease<C> {
+    fn drop(&mut self) {
+        // Close first, then free the slot, so the pool never exceeds its size.
+        drop(self.conn.take());
+        if let Some(pool) = self.pool.take() {
+            pool.forget_one();
+        }
+    }
+}
+
+/// The right to open one new connection; capacity is reserved for it.
+/// Dropping it (the connect failed) frees the slot for the next waiter.
+pub struct Permit<C: Send + 'static> {
+    pool: Option<Pool<C>>,
+}
+
+impl<C: Send + 'static> Permit<C> {
+    pub(crate) fn new(pool: Pool<C>) -> Self {
+        Permit { pool: Some(pool) }
+    }
+
+    /// The new connection is open: it becomes a lease.
+    pub fn fulfil(mut self, conn: C) -> Lease<C> {
+        let pool = self.pool.take().expect("permit holds its pool");
+        Lease::new(pool, conn, Instant::now())
+    }
+
+    /// Forgets the permit without touching the pool (the caller fixes the accounting).
+    pub(crate) fn defuse(mut self) {
+        self.pool = None;
+    }
+}
+
+impl<C: Send + 'static> Drop for Permit<C> {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            pool.forget_one();
+        }
+    }
+}
