@@ -13,6 +13,8 @@ pub enum AuthMethod {
     /// MD5 challenge-response (PostgreSQL's legacy `md5`).
     Md5,
     /// SCRAM-SHA-256 (PostgreSQL's default since version 14).
+    // kebab-case alone would give "scram-sha256"; PostgreSQL spells it "scram-sha-256".
+    #[serde(rename = "scram-sha-256")]
     #[default]
     ScramSha256,
 }
