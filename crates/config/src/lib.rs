@@ -82,6 +82,8 @@ impl Config {
 
     /// Where a client asking for database `client_db` goes: its own entry, else the
     /// wildcard `"*"`, with pool defaults filled in. `None` means the database is unknown.
+    /// `client_db` is the database the client will use: when the startup packet names none,
+    /// PostgreSQL's rule (the user name) must already have been applied.
     pub fn database(&self, client_db: &str) -> Option<ResolvedDatabase> {
         let entry = self
             .databases
@@ -105,7 +107,8 @@ impl Config {
     /// Pool size for `user`'s pool of `db`: the user's `pool_size` wins over the database's,
     /// which wins over `pool.size` (already applied in `db.pool_size`). A database that
     /// forces its own upstream `user` shares one pool among all clients, so per-user
-    /// overrides do not apply to it.
+    /// overrides do not apply to it. A user's override may be below `db.min_idle`; the pool
+    /// should keep at most this many connections idle.
     pub fn pool_size_for(&self, db: &ResolvedDatabase, user: &str) -> u32 {
         if db.user.is_some() {
             return db.pool_size;
