@@ -377,6 +377,12 @@ impl Drop for PgCluster {
     }
 }
 
+/// The account servers run as when we are root (None otherwise, or when it
+/// does not exist); files the server must read are handed to it.
+pub(crate) fn server_account() -> Option<os::RunAs> {
+    os::RunAs::detect().ok().flatten()
+}
+
 fn free_port() -> io::Result<u16> {
     Ok(std::net::TcpListener::bind((HOST, 0))?.local_addr()?.port())
 }
