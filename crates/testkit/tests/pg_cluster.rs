@@ -176,7 +176,7 @@ fn servers_die_with_a_killed_test_process() {
     const ROLE: &str = "DBWARDEN_TESTKIT_ORPHAN_CHILD";
     if std::env::var_os(ROLE).is_some() {
         let pg = PgCluster::start().unwrap();
-        println!("PORT {}", pg.port());
+        println!("CLUSTER {} {}", pg.port(), pg.data_dir().display());
         std::thread::sleep(Duration::from_secs(600));
         return;
     }
@@ -192,11 +192,13 @@ fn servers_die_with_a_killed_test_process() {
         .spawn()
         .unwrap();
     let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let port: u16 = stdout
+    let line = stdout
         .lines()
         .map_while(Result::ok)
-        .find_map(|line| line.strip_prefix("PORT ").map(|p| p.parse().unwrap()))
-        .expect("child reports its port");
+        .find_map(|line| line.strip_prefix("CLUSTER ").map(str::to_owned))
+        .expect("child reports its cluster");
+    let (port, data) = line.split_once(' ').unwrap();
+    let port: u16 = port.parse().unwrap();
     assert!(accepts_tcp(port));
 
     child.kill().unwrap();
@@ -209,4 +211,6 @@ fn servers_die_with_a_killed_test_process() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The next run's sweep would remove the directory; do not wait for it.
+    let _ = std::fs::remove_dir_all(std::path::Path::new(data).parent().unwrap());
 }

@@ -140,6 +140,10 @@ impl std::fmt::Debug for PgCluster {
 
 impl PgCluster {
     /// Starts a cluster with [`PgOptions::default`].
+    ///
+    /// Blocks for about a second (much longer for the very first cluster on
+    /// a machine, which runs initdb into a template kept in the temporary
+    /// directory); from async code, call it through `spawn_blocking`.
     pub fn start() -> io::Result<PgCluster> {
         PgCluster::start_with(PgOptions::default())
     }
