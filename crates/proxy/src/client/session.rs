@@ -1,0 +1,260 @@
+//! One client from accept to close: login, a server connection for the session, the relay,
+//! and the release that makes the connection safe for the next client.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dbwarden_config::{Config, PoolMode};
+use dbwarden_pool::Lease;
+use dbwarden_wire::backend::TxStatus;
+use dbwarden_wire::encode::{self, Severity};
+use dbwarden_wire::SqlState;
+use tokio::net::TcpStream;
+use tracing::Instrument;
+
+use super::handshake::{self, Opening, StartupInfo};
+use super::{auth, params};
+use crate::cancel::CancelKey;
+use crate::conn::Conn;
+use crate::error::SessionError;
+use crate::pools::checkout;
+use crate::relay::{relay, RelayEnd, Track};
+use crate::server::{send_cancel, ServerConn, ServerTarget};
+use crate::stream::{tune, Stream};
+use crate::Shared;
+
+/// How long a reset query may take before the connection is closed instead.
+const RESET_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub async fn handle_client(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!("client", client.id = id, client.addr = %peer);
+    async move {
+        let _slot = ClientSlot::take(&shared);
+        tune(&tcp);
+        let config = shared.config.load_full();
+        let mut client = Conn::new(Stream::Plain(tcp), config.proxy.max_message_size);
+        if let Err(e) = session(&mut client, &shared, &config).await {
+            match e.for_client() {
+                Some((code, message)) => {
+                    tracing::info!(error = %e, code = %code, "client session ended with an error");
+                    encode::error_response(&mut client.wbuf, Severity::Fatal, code, &message);
+                    let _ = client.flush().await;
+                }
+                None => tracing::debug!(error = %e, "client went away"),
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Counts live clients for `max_client_conn`.
+struct ClientSlot(Arc<Shared>);
+
+impl ClientSlot {
+    fn take(shared: &Arc<Shared>) -> ClientSlot {
+        shared.clients.fetch_add(1, Ordering::Relaxed);
+        ClientSlot(shared.clone())
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0.clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn session(
+    client: &mut Conn,
+    shared: &Arc<Shared>,
+    config: &Config,
+) -> Result<(), SessionError> {
+    let login_timeout = config.proxy.client_login_timeout;
+    let login = tokio::time::timeout(login_timeout, login(client, shared, config))
+        .await
+        .map_err(|_| {
+            SessionError::refused(
+                SqlState::PROTOCOL_VIOLATION,
+                format!(
+                    "dbwarden: client_login_timeout: login not completed within {login_timeout:?}"
+                ),
+            )
+        })??;
+    let Some((info, mut lease, cancel_key)) = login else {
+        return Ok(()); // a cancel request
+    };
+    tracing::debug!(db = %info.database, user = %info.user, server.pid = lease.conn().pid(), "session started");
+
+    cancel_key.attach(Some(lease.conn().cancel.clone()));
+    let mut track = Track {
+        pending: 0,
+        status: lease.conn().status,
+        params: Vec::new(),
+    };
+    let client_seed = client.rbuf.split();
+    let server = lease.conn_mut();
+    let server_seed = server.conn.rbuf.split();
+    let end = relay(
+        &mut client.stream,
+        &mut server.conn.stream,
+        &mut track,
+        config.proxy.max_message_size,
+        &client_seed,
+        &server_seed,
+    )
+    .await;
+    cancel_key.attach(None);
+    for (k, v) in std::mem::take(&mut track.params) {
+        server.set_param(&k, &v);
+    }
+    server.status = track.status;
+    tracing::debug!(?end, pending = track.pending, "relay ended");
+
+    match end {
+        RelayEnd::ClientTerminate | RelayEnd::ClientEof => {
+            release(lease, track.pending, shared, config).await;
+            Ok(())
+        }
+        RelayEnd::ClientIo(e) => {
+            tracing::debug!(error = %e, "client connection failed");
+            release(lease, track.pending, shared, config).await;
+            Ok(())
+        }
+        RelayEnd::ClientProtocol(e) => {
+            close_busy(lease, track.pending, shared);
+            Err(SessionError::ClientProtocol(e))
+        }
+        RelayEnd::ServerEof => Ok(()),
+        RelayEnd::ServerIo(e) => Err(crate::error::ServerError::Io(e).into()),
+        RelayEnd::ServerProtocol(e) => Err(crate::error::ServerError::Protocol(e).into()),
+    }
+}
+
+type LoggedIn = (StartupInfo, Lease<ServerConn>, CancelKey);
+
+async fn login(
+    client: &mut Conn,
+    shared: &Arc<Shared>,
+    config: &Config,
+) -> Result<Option<LoggedIn>, SessionError> {
+    let info = match handshake::open(client, shared).await? {
+        Opening::Cancelled => return Ok(None),
+        Opening::Session(info) => info,
+    };
+    if shared.clients.load(Ordering::Relaxed) > config.proxy.max_client_conn as usize {
+        return Err(SessionError::refused(
+            SqlState::TOO_MANY_CONNECTIONS,
+            "sorry, too many clients already (dbwarden max_client_conn)",
+        ));
+    }
+    let Some(db) = config.database(&info.database) else {
+        return Err(SessionError::refused(
+            SqlState::INVALID_CATALOG_NAME,
+            format!("database \"{}\" does not exist", info.database),
+        ));
+    };
+    auth::authenticate(client, &info.user, shared).await?;
+
+    let user_cfg = config.user(&info.user);
+    let (server_user, password) = match &db.user {
+        Some(u) => (u.clone(), db.password.clone()),
+        None => (
+            info.user.clone(),
+            user_cfg
+                .and_then(|u| u.upstream_password())
+                .map(str::to_owned),
+        ),
+    };
+    let target = ServerTarget {
+        host: db.host.clone(),
+        port: db.port,
+        dbname: db.dbname.clone(),
+        user: server_user.clone(),
+        password,
+    };
+    let size = config.pool_size_for(&db, &info.user);
+    let entry = shared.pools.get_or_create(&db, &server_user, size, target);
+    if db.mode != PoolMode::Session {
+        return Err(SessionError::refused(
+            SqlState::FEATURE_NOT_SUPPORTED,
+            "dbwarden: pool mode transaction is not available in this version",
+        ));
+    }
+    let ctx = shared.server_ctx.load_full();
+    let mut lease = checkout(&entry, &ctx, config.pool.query_wait_timeout).await?;
+
+    // Bring the server connection to the client's startup settings (only what differs).
+    let wanted = params::requested(&info.params);
+    let server = lease.conn_mut();
+    let sql = params::sync_sql(&wanted, |n| server.param(n).map(str::to_owned))
+        .map_err(|m| SessionError::refused(SqlState::PROTOCOL_VIOLATION, m))?;
+    if let Some(sql) = sql {
+        if let Some(err) = server.run(&sql).await? {
+            let code = SqlState::from_code(&err.code).unwrap_or(SqlState::PROTOCOL_VIOLATION);
+            return Err(SessionError::refused(code, err.message));
+        }
+    }
+
+    let cancel_key = shared.cancels.register();
+    encode::auth_ok(&mut client.wbuf);
+    for (k, v) in &server.params {
+        encode::parameter_status(&mut client.wbuf, k, v);
+    }
+    encode::backend_key_data(&mut client.wbuf, cancel_key.pid, &cancel_key.key);
+    encode::ready_for_query(&mut client.wbuf, TxStatus::Idle);
+    client.flush().await.map_err(SessionError::ClientIo)?;
+    Ok(Some((info, lease, cancel_key)))
+}
+
+/// Session over: reset the connection and return it, or close it when it is not clean.
+async fn release(mut lease: Lease<ServerConn>, pending: u32, shared: &Shared, config: &Config) {
+    if pending > 0 {
+        // The client left with a query still running: stop it, and do not reuse the connection.
+        close_busy(lease, pending, shared);
+        return;
+    }
+    let server = lease.conn_mut();
+    if server.status != TxStatus::Idle {
+        tracing::debug!(
+            server.pid = server.pid(),
+            "closing server connection left in a transaction"
+        );
+        return; // dropping the lease closes it; PostgreSQL rolls the transaction back
+    }
+    let reset = &config.pool.reset_query;
+    if !reset.is_empty() {
+        match tokio::time::timeout(RESET_TIMEOUT, server.run(reset)).await {
+            Ok(Ok(None)) if server.status == TxStatus::Idle => {}
+            outcome => {
+                tracing::warn!(
+                    server.pid = server.pid(),
+                    ?outcome,
+                    "reset query failed; closing the server connection"
+                );
+                return;
+            }
+        }
+    }
+    let lifetime = config.pool.server_lifetime;
+    if !lifetime.is_zero() && lease.created().elapsed() >= lifetime {
+        return;
+    }
+    lease.release();
+}
+
+/// Closes a server connection that may still be running something, cancelling the work first.
+fn close_busy(lease: Lease<ServerConn>, pending: u32, shared: &Shared) {
+    if pending > 0 {
+        let target = lease.conn().cancel.clone();
+        let ctx = shared.server_ctx.load_full();
+        tokio::spawn(async move {
+            if let Err(e) = send_cancel(&target, &ctx).await {
+                tracing::warn!(error = %e, "cancelling abandoned query failed");
+            }
+        });
+    }
+    drop(lease);
+}

@@ -1,0 +1,230 @@
+//! `dbwarden proxy`: a PostgreSQL wire-protocol pooling proxy.
+//!
+//! One task per client. The session owns its parameters and its server connection; the
+//! pool hands connections out in FIFO order; the relay moves bytes with one read and one write
+//! per batch on each side. Everything a reload can change sits behind an `ArcSwap`, so a new
+//! config applies to new logins without stopping anyone.
+
+mod cancel;
+mod client;
+mod conn;
+mod error;
+mod pools;
+mod relay;
+mod server;
+mod stream;
+mod tls;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use dbwarden_auth::{ScramVerifier, Secret};
+use dbwarden_config::Config;
+use parking_lot::RwLock;
+use tokio::net::TcpListener;
+
+pub use error::{ServerError, SessionError, SetupError};
+
+use cancel::CancelRegistry;
+use pools::Pools;
+use server::ServerCtx;
+
+/// A user's secret, with the SCRAM verifier derived once (PBKDF2 is deliberately slow).
+pub(crate) struct UserSecret {
+    pub secret: Secret,
+    pub scram: Option<ScramVerifier>,
+    /// The configured text, to tell on reload whether the user's secret changed.
+    text: String,
+}
+
+impl UserSecret {
+    fn secret_text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// State shared by every client task.
+pub(crate) struct Shared {
+    pub config: ArcSwap<Config>,
+    pub tls_acceptor: ArcSwap<Option<tokio_rustls::TlsAcceptor>>,
+    pub server_ctx: ArcSwap<ServerCtx>,
+    pub secrets: RwLock<HashMap<String, Arc<UserSecret>>>,
+    pub cancels: Arc<CancelRegistry>,
+    pub pools: Pools,
+    pub clients: AtomicUsize,
+    pub next_client_id: AtomicU64,
+}
+
+impl Shared {
+    pub fn secret(&self, user: &str) -> Option<Arc<UserSecret>> {
+        self.secrets.read().get(user).cloned()
+    }
+}
+
+/// Everything derived from a config, built completely before anything is swapped in.
+struct Prepared {
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    server_ctx: ServerCtx,
+    secrets: HashMap<String, Arc<UserSecret>>,
+}
+
+fn prepare(config: &Config, old: Option<&Shared>) -> Result<Prepared, SetupError> {
+    let acceptor = tls::acceptor(&config.client_tls)?;
+    let server_ctx = ServerCtx {
+        tls_mode: config.server_tls.mode,
+        tls: tls::connector(&config.server_tls)?,
+        connect_timeout: config.pool.server_connect_timeout,
+        max_message: config.proxy.max_message_size,
+    };
+    let mut secrets = HashMap::new();
+    for user in &config.users {
+        let Some(password) = &user.password else {
+            continue;
+        };
+        // Keep an unchanged user's derived verifier across reloads.
+        if let Some(prev) = old.and_then(|o| o.secret(&user.name)) {
+            if prev.secret_text() == password.as_str() {
+                secrets.insert(user.name.clone(), prev);
+                continue;
+            }
+        }
+        let bad = |e: dbwarden_auth::AuthError| SetupError::Secret {
+            user: user.name.clone(),
+            reason: e.to_string(),
+        };
+        let secret = Secret::parse(password).map_err(bad)?;
+        let scram = match &secret {
+            Secret::Md5(_) => None,
+            other => Some(other.scram_verifier().map_err(bad)?),
+        };
+        secrets.insert(
+            user.name.clone(),
+            Arc::new(UserSecret {
+                secret,
+                scram,
+                text: password.clone(),
+            }),
+        );
+    }
+    Ok(Prepared {
+        acceptor,
+        server_ctx,
+        secrets,
+    })
+}
+
+/// A running proxy's handle: start it with [`Proxy::serve`], change it with [`Proxy::reload`].
+#[derive(Clone)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+}
+
+impl Proxy {
+    pub fn new(config: Config) -> Result<Proxy, SetupError> {
+        let p = prepare(&config, None)?;
+        Ok(Proxy {
+            shared: Arc::new(Shared {
+                config: ArcSwap::from_pointee(config),
+                tls_acceptor: ArcSwap::from_pointee(p.acceptor),
+                server_ctx: ArcSwap::from_pointee(p.server_ctx),
+                secrets: RwLock::new(p.secrets),
+                cancels: Arc::default(),
+                pools: Pools::default(),
+                clients: AtomicUsize::new(0),
+                next_client_id: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// Applies a new config to new logins; pool sizes change at once. The config must already
+    /// be validated; if anything derived from it fails (TLS files), nothing changes.
+    pub fn reload(&self, config: Config) -> Result<(), SetupError> {
+        let p = prepare(&config, Some(&self.shared))?;
+        self.shared.tls_acceptor.store(Arc::new(p.acceptor));
+        self.shared.server_ctx.store(Arc::new(p.server_ctx));
+        *self.shared.secrets.write() = p.secrets;
+        for entry in self.shared.pools.all() {
+            if let Some(db) = config.database(&entry.key.database) {
+                entry
+                    .pool
+                    .set_max(config.pool_size_for(&db, &entry.key.user));
+            }
+        }
+        self.shared.config.store(Arc::new(config));
+        Ok(())
+    }
+
+    /// Clients connected now.
+    pub fn client_count(&self) -> usize {
+        self.shared.clients.load(Ordering::Relaxed)
+    }
+
+    /// Serves clients from `listener` until `shutdown` completes, then stops accepting and
+    /// waits up to `shutdown_timeout` for sessions to end.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        let maintenance = tokio::spawn(pools::maintain(self.shared.clone()));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        tasks.spawn(client::handle_client(tcp, peer, self.shared.clone()));
+                    }
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        drop(listener);
+        let grace = self.shared.config.load().proxy.shutdown_timeout;
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(
+                remaining = tasks.len(),
+                "shutdown_timeout reached; closing sessions"
+            );
+            tasks.shutdown().await;
+        }
+        maintenance.abort();
+        for entry in self.shared.pools.all() {
+            for conn in entry.pool.close() {
+                conn.close().await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Binds the client listener. SO_REUSEADDR so a restart does not wait out TIME_WAIT.
+pub async fn bind(addr: &str) -> Result<TcpListener, SetupError> {
+    let listen_err = |source| SetupError::Listen {
+        addr: addr.to_owned(),
+        source,
+    };
+    let sock_addr: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|e| listen_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+    let socket = if sock_addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(listen_err)?;
+    socket.set_reuseaddr(true).map_err(listen_err)?;
+    socket.bind(sock_addr).map_err(listen_err)?;
+    socket.listen(1024).map_err(listen_err)
+}

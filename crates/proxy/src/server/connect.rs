@@ -1,0 +1,253 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use dbwarden_auth::{md5_response, ScramClient};
+use dbwarden_config::ServerTlsMode;
+use dbwarden_wire::backend::{self, auth, tag};
+use dbwarden_wire::encode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{read_err, CancelTarget, ServerConn};
+use crate::conn::Conn;
+use crate::error::ServerError;
+use crate::stream::{tune, Stream};
+
+/// Everything needed to open server connections, shared by all pools.
+#[derive(Clone)]
+pub struct ServerCtx {
+    pub tls_mode: ServerTlsMode,
+    pub tls: Option<tokio_rustls::TlsConnector>,
+    pub connect_timeout: Duration,
+    pub max_message: u32,
+}
+
+/// One pool's upstream: where to connect and as whom.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerTarget {
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    pub user: String,
+    pub password: Option<String>,
+}
+
+impl ServerTarget {
+    pub fn addr_text(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// Opens and logs in one server connection, all within `connect_timeout`.
+pub async fn connect(target: &ServerTarget, ctx: &ServerCtx) -> Result<ServerConn, ServerError> {
+    let addr_text = target.addr_text();
+    tokio::time::timeout(ctx.connect_timeout, connect_inner(target, ctx))
+        .await
+        .map_err(|_| ServerError::ConnectTimeout {
+            addr: addr_text,
+            after: ctx.connect_timeout,
+        })?
+}
+
+async fn connect_inner(target: &ServerTarget, ctx: &ServerCtx) -> Result<ServerConn, ServerError> {
+    let addr_text = target.addr_text();
+    let connect_err = |source| ServerError::Connect {
+        addr: addr_text.clone(),
+        source,
+    };
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
+        .await
+        .map_err(connect_err)?
+        .collect();
+    let mut last = None;
+    for addr in addrs {
+        match open_stream(addr, &target.host, ctx, false).await {
+            Ok(conn) => return login(conn, addr, target).await,
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        connect_err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "host name resolved to no address",
+        ))
+    }))
+}
+
+/// TCP connect plus TLS as the mode asks. `force_tls` is for cancel requests to a server
+/// whose session connection is encrypted.
+pub(super) async fn open_stream(
+    addr: SocketAddr,
+    host: &str,
+    ctx: &ServerCtx,
+    force_tls: bool,
+) -> Result<Conn, ServerError> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|source| ServerError::Connect {
+            addr: addr.to_string(),
+            source,
+        })?;
+    tune(&tcp);
+    let stream = match (&ctx.tls, ctx.tls_mode) {
+        (Some(connector), mode) if mode != ServerTlsMode::Disable || force_tls => {
+            negotiate_tls(tcp, addr, host, connector, mode).await?
+        }
+        _ => Stream::Plain(tcp),
+    };
+    Ok(Conn::new(stream, ctx.max_message))
+}
+
+async fn negotiate_tls(
+    mut tcp: TcpStream,
+    addr: SocketAddr,
+    host: &str,
+    connector: &tokio_rustls::TlsConnector,
+    mode: ServerTlsMode,
+) -> Result<Stream, ServerError> {
+    let tls_err = |reason: String| ServerError::Tls {
+        addr: addr.to_string(),
+        reason,
+    };
+    let mut req = BytesMut::new();
+    encode::ssl_request(&mut req);
+    tcp.write_all(&req).await?;
+    match tcp.read_u8().await? {
+        b'S' => {
+            let name = crate::tls::server_name(host).map_err(|e| tls_err(e.to_string()))?;
+            let tls = connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| tls_err(e.to_string()))?;
+            Ok(Stream::ServerTls(Box::new(tls)))
+        }
+        b'N' if mode == ServerTlsMode::Prefer => Ok(Stream::Plain(tcp)),
+        b'N' => Err(tls_err(format!(
+            "server does not support TLS, but server_tls mode is {}",
+            mode.as_str()
+        ))),
+        other => Err(tls_err(format!(
+            "unexpected answer {other:#04x} to SSLRequest"
+        ))),
+    }
+}
+
+async fn login(
+    mut conn: Conn,
+    addr: SocketAddr,
+    target: &ServerTarget,
+) -> Result<ServerConn, ServerError> {
+    let addr_text = addr.to_string();
+    let auth_err = |reason: String| ServerError::Auth {
+        addr: addr_text.clone(),
+        reason,
+    };
+    let tls = conn.stream.is_tls();
+    encode::startup(
+        &mut conn.wbuf,
+        &[
+            ("user", &target.user),
+            ("database", &target.dbname),
+            ("application_name", "dbwarden"),
+        ],
+    );
+    conn.flush().await?;
+    let password = || {
+        target
+            .password
+            .as_deref()
+            .ok_or_else(|| auth_err("server asked for a password and none is configured".into()))
+    };
+    let mut scram: Option<ScramClient> = None;
+    let mut params = Vec::new();
+    let mut key = None;
+    loop {
+        let frame = conn.read_frame().await.map_err(read_err)?;
+        match frame.tag() {
+            tag::AUTHENTICATION => {
+                let (code, data) = backend::authentication(frame.body())?;
+                match code {
+                    auth::OK => {}
+                    auth::CLEARTEXT_PASSWORD => {
+                        encode::password_message(&mut conn.wbuf, password()?.as_bytes())
+                    }
+                    auth::MD5_PASSWORD => {
+                        let salt: [u8; 4] = data
+                            .try_into()
+                            .map_err(|_| auth_err("bad md5 salt".into()))?;
+                        let resp = md5_response(&target.user, password()?, salt);
+                        encode::password_message(&mut conn.wbuf, resp.as_bytes());
+                    }
+                    auth::SASL => {
+                        let offers_scram = data.split(|&b| b == 0).any(|m| m == b"SCRAM-SHA-256");
+                        if !offers_scram {
+                            return Err(auth_err("server offers no SCRAM-SHA-256".into()));
+                        }
+                        let client = ScramClient::new(password()?);
+                        encode::sasl_initial_response(
+                            &mut conn.wbuf,
+                            client.mechanism(),
+                            &client.client_first(),
+                        );
+                        scram = Some(client);
+                    }
+                    auth::SASL_CONTINUE => {
+                        let client = scram
+                            .as_mut()
+                            .ok_or_else(|| auth_err("SASLContinue before SASL".into()))?;
+                        let reply = client
+                            .server_first(data)
+                            .map_err(|e| auth_err(e.to_string()))?;
+                        encode::sasl_response(&mut conn.wbuf, &reply);
+                    }
+                    auth::SASL_FINAL => {
+                        scram
+                            .as_mut()
+                            .ok_or_else(|| auth_err("SASLFinal before SASL".into()))?
+                            .server_final(data)
+                            .map_err(|e| auth_err(e.to_string()))?;
+                    }
+                    other => {
+                        return Err(auth_err(format!(
+                            "unsupported authentication request {other}"
+                        )))
+                    }
+                }
+                conn.flush().await?;
+            }
+            tag::PARAMETER_STATUS => {
+                let (k, v) = backend::parameter_status(frame.body())?;
+                params.push((k.to_owned(), v.to_owned()));
+            }
+            tag::BACKEND_KEY_DATA => {
+                let (pid, k) = backend::backend_key(frame.body())?;
+                key = Some((pid, k.to_vec()));
+            }
+            tag::ERROR_RESPONSE => {
+                return Err(ServerError::Rejected {
+                    addr: addr_text,
+                    fields: backend::error_fields(frame.body())?,
+                })
+            }
+            tag::READY_FOR_QUERY => {
+                let status = backend::ready_status(frame.body())?;
+                let (pid, key) = key.ok_or_else(|| auth_err("no BackendKeyData".into()))?;
+                return Ok(ServerConn {
+                    conn,
+                    params,
+                    cancel: CancelTarget {
+                        addr,
+                        host: target.host.clone(),
+                        pid,
+                        key,
+                        tls,
+                    },
+                    status,
+                });
+            }
+            // NoticeResponse, NegotiateProtocolVersion: nothing to act on.
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Connections to PostgreSQL: open (TCP, TLS, startup, auth), control queries, cancel.
+
+mod connect;
+
+pub use connect::{connect, ServerCtx, ServerTarget};
+
+use std::net::SocketAddr;
+
+use dbwarden_wire::backend::{self, tag, ErrorFields, TxStatus};
+use dbwarden_wire::encode;
+
+use crate::conn::{Conn, ReadError};
+use crate::error::ServerError;
+
+/// Where and how to send a CancelRequest for one server connection.
+#[derive(Clone, Debug)]
+pub struct CancelTarget {
+    pub addr: SocketAddr,
+    pub host: String,
+    pub pid: i32,
+    pub key: Vec<u8>,
+    pub tls: bool,
+}
+
+/// One open, logged-in server connection.
+pub struct ServerConn {
+    pub conn: Conn,
+    /// The server's reportable settings as last reported by ParameterStatus.
+    pub params: Vec<(String, String)>,
+    pub cancel: CancelTarget,
+    pub status: TxStatus,
+}
+
+impl ServerConn {
+    pub fn pid(&self) -> i32 {
+        self.cancel.pid
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn set_param(&mut self, name: &str, value: &str) {
+        match self
+            .params
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        {
+            Some(slot) => slot.1 = value.to_owned(),
+            None => self.params.push((name.to_owned(), value.to_owned())),
+        }
+    }
+
+    /// Says goodbye (Terminate) so the server logs a clean disconnect, then closes.
+    pub async fn close(mut self) {
+        encode::terminate(&mut self.conn.wbuf);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.conn.flush()).await;
+    }
+
+    /// Runs a control statement (reset query, SET) and reads through its ReadyForQuery.
+    /// Returns the server's error, if it raised one; `Err` means the connection is unusable.
+    pub async fn run(&mut self, sql: &str) -> Result<Option<ErrorFields>, ServerError> {
+        encode::query(&mut self.conn.wbuf, sql);
+        self.conn.flush().await?;
+        let mut error = None;
+        loop {
+            let frame = self.conn.read_frame().await.map_err(read_err)?;
+            match frame.tag() {
+                tag::ERROR_RESPONSE => error = Some(backend::error_fields(frame.body())?),
+                tag::PARAMETER_STATUS => {
+                    let (k, v) = backend::parameter_status(frame.body())?;
+                    let (k, v) = (k.to_owned(), v.to_owned());
+                    self.set_param(&k, &v);
+                }
+                tag::READY_FOR_QUERY => {
+                    self.status = backend::ready_status(frame.body())?;
+                    return Ok(error);
+                }
+                // Row data, notices and command tags of control statements are not for anyone.
+                _ => {}
+            }
+        }
+    }
+}
+
+pub(crate) fn read_err(e: ReadError) -> ServerError {
+    match e {
+        ReadError::Io(e) => ServerError::Io(e),
+        ReadError::Protocol(e) => ServerError::Protocol(e),
+        ReadError::Eof => ServerError::Closed,
+    }
+}
+
+/// Sends a CancelRequest for `target` on a new connection, as PostgreSQL requires.
+pub async fn send_cancel(target: &CancelTarget, ctx: &ServerCtx) -> Result<(), ServerError> {
+    let mut conn = connect::open_stream(target.addr, &target.host, ctx, target.tls).await?;
+    encode::cancel_request(&mut conn.wbuf, target.pid, &target.key);
+    conn.flush().await?;
+    // The server closes without answering; wait briefly so the request is read, not reset.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), conn.read_frame()).await;
+    Ok(())
+}

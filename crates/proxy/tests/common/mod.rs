@@ -1,0 +1,118 @@
+//! Shared set-up for the proxy's integration tests: a real PostgreSQL from the test kit and a
+//! proxy running in-process on a free port, stopped when the handle drops.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::net::SocketAddr;
+
+use dbwarden_config::Config;
+use dbwarden_proxy::Proxy;
+use dbwarden_testkit::{HbaAuth, PgCluster, PgOptions};
+use tokio::sync::oneshot;
+use tokio_postgres::NoTls;
+
+pub const USER: &str = "app";
+pub const PASSWORD: &str = "app-secret";
+
+pub struct TestProxy {
+    pub addr: SocketAddr,
+    pub proxy: Proxy,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestProxy {
+    /// Starts a proxy with `config` (its listen address is replaced by a free port).
+    pub async fn start(mut config: Config) -> TestProxy {
+        config.proxy.listen = "127.0.0.1:0".into();
+        let listener = dbwarden_proxy::bind(&config.proxy.listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let proxy = Proxy::new(config).expect("proxy set-up");
+        let (tx, rx) = oneshot::channel::<()>();
+        let p = proxy.clone();
+        let task = tokio::spawn(async move {
+            p.serve(listener, async {
+                let _ = rx.await;
+            })
+            .await
+        });
+        TestProxy {
+            addr,
+            proxy,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// A libpq-style connection string to the proxy.
+    pub fn conn_str(&self, user: &str, password: &str, db: &str) -> String {
+        format!(
+            "host={} port={} user={user} password={password} dbname={db}",
+            self.addr.ip(),
+            self.addr.port()
+        )
+    }
+
+    pub fn url(&self, user: &str, password: &str, db: &str) -> String {
+        format!(
+            "postgres://{user}:{password}@{}:{}/{db}",
+            self.addr.ip(),
+            self.addr.port()
+        )
+    }
+
+    /// Stops accepting and waits for the serve loop to end.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestProxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A PostgreSQL with SCRAM auth and the role USER/PASSWORD owning a database named `db`.
+pub async fn cluster_with_db(db: &str) -> PgCluster {
+    let db = db.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let pg = PgCluster::start_with(PgOptions {
+            auth: HbaAuth::Scram,
+            users: vec![(USER.into(), PASSWORD.into())],
+            ..PgOptions::default()
+        })
+        .expect("start PostgreSQL");
+        pg.psql("postgres", &format!("CREATE DATABASE {db} OWNER {USER}"))
+            .expect("create database");
+        pg
+    })
+    .await
+    .unwrap()
+}
+
+/// The zero-config proxy config for `pg`: every database, user USER/PASSWORD, session mode.
+pub fn upstream_config(pg: &PgCluster, pool_size: u32) -> Config {
+    let mut c = Config::from_upstream_url(&format!(
+        "postgres://{USER}:{PASSWORD}@{}:{}",
+        pg.host(),
+        pg.port()
+    ))
+    .expect("upstream config");
+    c.pool.size = pool_size;
+    c
+}
+
+pub async fn connect(conn_str: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::connect(conn_str, NoTls).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}

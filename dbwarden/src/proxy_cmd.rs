@@ -1,0 +1,137 @@
+//! `dbwarden proxy`: config from a file, an upstream URL, or both, plus flag overrides.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use dbwarden_config::{Config, LogFormat, PoolMode, WILDCARD};
+
+#[derive(Args, Debug, Default)]
+pub struct ProxyArgs {
+    /// TOML config file (see dbwarden.example.toml). Reloaded on SIGHUP.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Zero-config upstream: postgres://USER:PASSWORD@HOST:PORT. Every database name is proxied
+    /// to the same-named upstream database; clients log in as USER with PASSWORD.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "DBWARDEN_UPSTREAM",
+        hide_env_values = true
+    )]
+    pub upstream: Option<String>,
+    /// Client listener, e.g. 127.0.0.1:6432.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Pool mode for every pool.
+    #[arg(long, value_enum)]
+    pub pool_mode: Option<Mode>,
+    /// Server connections per (database, user).
+    #[arg(long, value_name = "N")]
+    pub pool_size: Option<u32>,
+    /// HTTP admin listener (health, metrics).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Mode {
+    Session,
+    Transaction,
+}
+
+/// The effective config: file, then upstream, then flags; validated as a whole.
+pub fn build_config(args: &ProxyArgs) -> anyhow::Result<Config> {
+    let mut config = match (&args.config, &args.upstream) {
+        (Some(file), _) => Config::load(file)?,
+        (None, Some(url)) => Config::from_upstream_url(url)?,
+        (None, None) => {
+            anyhow::bail!("give --config FILE or --upstream postgres://USER:PASSWORD@HOST:PORT")
+        }
+    };
+    if let (Some(_), Some(url)) = (&args.config, &args.upstream) {
+        let up = Config::from_upstream_url(url)?;
+        for user in up.users {
+            config.users.retain(|u| u.name != user.name);
+            config.auth.admin_users.retain(|u| *u != user.name);
+            config.auth.admin_users.push(user.name.clone());
+            config.users.push(user);
+        }
+        if let Some(db) = up.databases.get(WILDCARD) {
+            config.databases.insert(WILDCARD.to_owned(), db.clone());
+        }
+    }
+    if let Some(l) = &args.listen {
+        config.proxy.listen = l.clone();
+    }
+    if let Some(m) = args.pool_mode {
+        config.pool.mode = match m {
+            Mode::Session => PoolMode::Session,
+            Mode::Transaction => PoolMode::Transaction,
+        };
+        for db in config.databases.values_mut() {
+            db.pool_mode = None;
+        }
+    }
+    if let Some(n) = args.pool_size {
+        config.pool.size = n;
+        for db in config.databases.values_mut() {
+            db.pool_size = None;
+        }
+    }
+    if let Some(a) = &args.admin_listen {
+        config.proxy.admin_listen = Some(a.clone());
+    }
+    config.validate().context("invalid configuration")?;
+    Ok(config)
+}
+
+pub fn run(args: ProxyArgs) -> i32 {
+    let config = match build_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return 2;
+        }
+    };
+    crate::init_logging(config.proxy.log_format == LogFormat::Json);
+    let rt = crate::runtime(config.proxy.workers);
+    match rt.block_on(serve(config, args)) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+async fn serve(config: Config, args: ProxyArgs) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let listener = dbwarden_proxy::bind(&config.proxy.listen).await?;
+    let proxy = dbwarden_proxy::Proxy::new(config.clone())?;
+    tracing::info!(listen = %config.proxy.listen, pools = config.databases.len(), mode = ?config.pool.mode, "dbwarden proxy listening");
+
+    let mut hup = signal(SignalKind::hangup())?;
+    let reloader = proxy.clone();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match build_config(&args).map(|c| reloader.reload(c.clone()).map(|_| c)) {
+                Ok(Ok(_)) => tracing::info!("config reloaded"),
+                Ok(Err(e)) => tracing::error!(error = %e, "reload failed; keeping the old config"),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "reload rejected; keeping the old config")
+                }
+            }
+        }
+    });
+    let mut term = signal(SignalKind::terminate())?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        }
+    };
+    proxy.serve(listener, shutdown).await?;
+    Ok(())
+}
