@@ -104,7 +104,9 @@ pub async fn tcp_keepalives(c: &mut PgConn, ctx: &Ctx<'_>) -> CheckResult {
         .query(KEEPALIVES)])
 }
 
-const TLS: &str = "SELECT current_setting('ssl') AS ssl, coalesce(current_setting('ssl_min_protocol_version', true), '') AS min_version, \
+// pg_settings rather than current_setting(): without pg_read_all_settings the row is
+// hidden (NULL here) instead of the whole query failing.
+const TLS: &str = "SELECT current_setting('ssl') AS ssl, coalesce((SELECT setting FROM pg_settings WHERE name = 'ssl_min_protocol_version'), 'unknown') AS min_version, \
 (SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.backend_type = 'client backend' AND a.client_addr IS NOT NULL AND NOT s.ssl) AS plain_clients, \
 (SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.backend_type = 'client backend' AND s.ssl) AS tls_clients";
 
