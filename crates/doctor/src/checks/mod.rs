@@ -3,6 +3,7 @@
 //! probe's single connection under its statement timeout.
 
 pub mod pg;
+pub mod redis;
 
 use crate::model::{Finding, Severity};
 

@@ -222,7 +222,15 @@ async fn round_trips(conn: &mut PgConn, opts: &Options, rec: &mut Recorder) {
         }
         v.push(ms(s.elapsed()));
     }
-    latency_finding(rec, t, v, "SELECT 1", opts);
+    latency_finding(
+        rec,
+        t,
+        v,
+        "SELECT 1",
+        opts,
+        "probe.round_trips",
+        "probe.round_trips.p99_warn_ms",
+    );
 }
 
 /// Records the `round_trips` phase and the `probe.round_trips` finding.
@@ -232,20 +240,22 @@ pub(crate) fn latency_finding(
     v: Vec<f64>,
     what: &str,
     opts: &Options,
+    id: &str,
+    threshold: &str,
 ) {
     let Some(l) = Latency::from_samples(v) else {
         rec.end(t, false, "no round trip completed", Default::default());
         return;
     };
     rec.end(t, true, l.line(), attrs([("latency", json!(l))]));
-    let limit = opts.thresholds.get("probe.round_trips.p99_warn_ms");
+    let limit = opts.thresholds.get(threshold);
     let sev = if l.p99_ms > limit {
         Severity::Warning
     } else {
         Severity::Ok
     };
     rec.push(
-        Finding::new("probe.round_trips", sev, format!("{what}: {}", l.line()))
+        Finding::new(id, sev, format!("{what}: {}", l.line()))
             .value("min_ms", l.min_ms)
             .value("p50_ms", l.p50_ms)
             .value("p99_ms", l.p99_ms)
