@@ -143,7 +143,7 @@ impl Finding {
 /// One timed step of the connection probe, drawn as one bar of the waterfall.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Phase {
-    /// `dns`, `tcp`, `tls`, `auth`, `query`, `round_trips`, `checks`.
+    /// `dns`, `tcp`, `greeting` (MySQL), `tls`, `auth`, `query`, `round_trips`, `checks`.
     pub name: String,
     /// Offset from the start of the run, so the waterfall can be drawn to scale.
     pub start_ms: f64,

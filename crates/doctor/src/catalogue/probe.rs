@@ -20,7 +20,7 @@ pub(super) const CHECKS: &[Check] = &[
         title: "TLS negotiation and handshake, certificate chain and expiry",
         why: "A TLS handshake adds round trips to every new connection; an expired, untrusted or misnamed certificate makes verifying clients fail outright, and non-verifying clients open to interception.",
         fix: "Renew the certificate before it expires, include the intermediate chain, put the host name clients use in subjectAltName, and have clients verify it (sslmode=verify-full). Pool connections so the handshake is paid once, not per request.",
-        verify: "openssl s_client -connect HOST:PORT -starttls postgres -servername HOST </dev/null | openssl x509 -noout -dates -subject -ext subjectAltName",
+        verify: "openssl s_client -connect HOST:PORT -servername HOST -starttls postgres </dev/null | openssl x509 -noout -dates -subject -ext subjectAltName   # -starttls mysql for MySQL; no -starttls for rediss",
     },
     Check {
         id: "probe.auth",

@@ -2,6 +2,7 @@
 //! Every check is read-only, bounded (LIMIT, sampling, SCAN COUNT), and runs on the
 //! probe's single connection under its statement timeout.
 
+pub mod mysql;
 pub mod pg;
 pub mod redis;
 

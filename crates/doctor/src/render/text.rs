@@ -97,7 +97,7 @@ fn waterfall(out: &mut String, report: &Report, st: &Style) {
         };
         let _ = writeln!(
             out,
-            "  {:<6} {:>9.1} ms │{}{}{}│{}  {}",
+            "  {:<8} {:>9.1} ms │{}{}{}│{}  {}",
             b.phase.name,
             b.phase.duration_ms,
             " ".repeat(start),
@@ -114,7 +114,7 @@ fn waterfall(out: &mut String, report: &Report, st: &Style) {
     {
         let _ = writeln!(
             out,
-            "  {:<6} {:>9.1} ms  {}",
+            "  {:<8} {:>9.1} ms  {}",
             short(&p.name),
             p.duration_ms,
             p.detail

@@ -5,7 +5,7 @@ use crate::model::{Phase, Report};
 
 /// The phases of establishing a connection; later phases (round trips, checks) are
 /// summarized separately so they do not squash these bars.
-const CONNECT_PHASES: &[&str] = &["dns", "tcp", "tls", "auth", "query"];
+const CONNECT_PHASES: &[&str] = &["dns", "tcp", "greeting", "tls", "auth", "query"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bar<'a> {
