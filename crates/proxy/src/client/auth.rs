@@ -36,9 +36,16 @@ pub async fn authenticate(
     user: &str,
     shared: &Shared,
 ) -> Result<(), SessionError> {
-    let method = shared.config.load().auth.method;
+    let config = shared.config.load();
+    let method = config.auth.method;
     let secret = shared.secret(user);
     match method {
+        // Trust skips the password, not the user list (as PgBouncer's auth_file): otherwise
+        // any name would reach the server, with no password to log in upstream.
+        AuthMethod::Trust if config.user(user).is_none() => Err(SessionError::refused(
+            SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+            format!("dbwarden: user \"{user}\" is not in [[users]]"),
+        )),
         AuthMethod::Trust => Ok(()),
         AuthMethod::Md5 => match secret.as_deref().map(|s| &s.secret) {
             // A SCRAM secret cannot answer md5; PostgreSQL switches to SCRAM, and so do we.
