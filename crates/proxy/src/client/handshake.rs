@@ -38,12 +38,14 @@ pub fn read_err(e: ReadError) -> SessionError {
 /// Reads the opening packets on `conn` (upgrading it to TLS in place when asked).
 pub async fn open(conn: &mut Conn, shared: &Shared) -> Result<Opening, SessionError> {
     let tls_mode = shared.config.load().client_tls.mode;
-    let mut negotiated = false;
+    // Each request may come once, in either order: libpq with GSSAPI credentials sends
+    // GSSENCRequest, and after our 'N' an SSLRequest, as PostgreSQL allows.
+    let (mut ssl_done, mut gss_done) = (false, false);
     loop {
         let body = conn.read_startup().await.map_err(read_err)?;
         match Startup::parse(&body).map_err(SessionError::ClientProtocol)? {
-            Startup::SslRequest if !negotiated => {
-                negotiated = true;
+            Startup::SslRequest if !ssl_done => {
+                ssl_done = true;
                 let acceptor = shared.tls_acceptor.load_full();
                 let Some(acceptor) = acceptor.as_ref().as_ref() else {
                     conn.stream
@@ -70,8 +72,8 @@ pub async fn open(conn: &mut Conn, shared: &Shared) -> Result<Opening, SessionEr
                 let tls = acceptor.accept(tcp).await.map_err(SessionError::ClientIo)?;
                 conn.stream = Stream::ClientTls(Box::new(tls));
             }
-            Startup::GssEncRequest if !negotiated => {
-                negotiated = true;
+            Startup::GssEncRequest if !gss_done => {
+                gss_done = true;
                 conn.stream
                     .write_all(b"N")
                     .await
