@@ -27,6 +27,9 @@ pub enum RelayEnd {
     /// The client sent Terminate; everything before it reached the server.
     ClientTerminate,
     ClientEof,
+    /// The client closed or failed in the middle of a message: the server connection may hold
+    /// half of it (or miss the end of what it got), so it can only be closed.
+    ClientGoneMidMessage,
     ClientIo(io::Error),
     ClientProtocol(ProtocolError),
     /// The server closed; everything it sent reached the client.
@@ -62,6 +65,8 @@ struct Half {
     unflushed: bool,
     stopped: bool,
     eof: bool,
+    /// The peer closed in the middle of a frame (see `mid_message`).
+    cut: bool,
 }
 
 impl Half {
@@ -77,11 +82,18 @@ impl Half {
             unflushed: false,
             stopped: false,
             eof: false,
+            cut: false,
         }
     }
 
     fn drained(&self) -> bool {
         self.start == self.scanned && !self.unflushed
+    }
+
+    /// Whether some of what the peer sent has not reached the other side as whole frames.
+    /// Conservative: bytes still waiting to be written count even when they are whole frames.
+    fn mid_message(&self) -> bool {
+        !self.scanner.at_boundary() || self.start != self.end
     }
 }
 
@@ -147,6 +159,7 @@ where
         }
         if h.eof {
             // Whatever the peer sent before closing still goes through, scanned or not.
+            h.cut = h.mid_message();
             h.scanned = h.end;
         }
         if h.stopped || h.eof {
@@ -214,6 +227,9 @@ pub async fn relay(
         };
         let up_moved = match pump(&mut up, cx, client, server, client_whole, &mut client_hook) {
             Ok(p) => p,
+            Err(Fail::SrcIo(_)) if up.mid_message() => {
+                return Poll::Ready(RelayEnd::ClientGoneMidMessage)
+            }
             Err(Fail::SrcIo(e)) => return Poll::Ready(RelayEnd::ClientIo(e)),
             Err(Fail::SrcProtocol(e)) => return Poll::Ready(RelayEnd::ClientProtocol(e)),
             Err(Fail::Dst(e)) => return Poll::Ready(RelayEnd::ServerIo(e)),
@@ -243,8 +259,14 @@ pub async fn relay(
             Ok(p) => p,
             Err(Fail::SrcIo(e)) => return Poll::Ready(RelayEnd::ServerIo(e)),
             Err(Fail::SrcProtocol(e)) => return Poll::Ready(RelayEnd::ServerProtocol(e)),
+            Err(Fail::Dst(_)) if up.mid_message() => {
+                return Poll::Ready(RelayEnd::ClientGoneMidMessage)
+            }
             Err(Fail::Dst(e)) => return Poll::Ready(RelayEnd::ClientIo(e)),
         };
+        if up.eof && up.cut {
+            return Poll::Ready(RelayEnd::ClientGoneMidMessage);
+        }
         if up.eof {
             return Poll::Ready(RelayEnd::ClientEof);
         }

@@ -118,6 +118,11 @@ async fn session(
             release(lease, track.pending, shared, config).await;
             Ok(())
         }
+        RelayEnd::ClientGoneMidMessage => {
+            // Resetting would append the reset query to the half message; close instead.
+            close_busy(lease, track.pending, shared);
+            Ok(())
+        }
         RelayEnd::ClientIo(e) => {
             tracing::debug!(error = %e, "client connection failed");
             release(lease, track.pending, shared, config).await;
