@@ -29,7 +29,7 @@ POOL_MODE=${POOL_MODE:-session}
 TOLERANCE=${TOLERANCE:-10}
 SCALE=${SCALE:-1}
 
-# shellcheck source=bench/lib.sh
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ $TARGET == dbwarden || $TARGET == pgbouncer ]] || die "target must be dbwarden or pgbouncer"
@@ -50,6 +50,7 @@ instructions() {
     local txns=$1 out=$WORK/$TARGET/callgrind.$1.out
     mkdir -p "$WORK/$TARGET"
     if [[ $EUID -eq 0 ]]; then chown postgres:postgres "$WORK/$TARGET"; fi
+    # shellcheck disable=SC2034 # read by start_pgbouncer / start_dbwarden
     LAUNCH_PREFIX=(valgrind --tool=callgrind --callgrind-out-file="$out"
         --log-file="$WORK/$TARGET/valgrind.$txns.log")
     "start_$TARGET" "$POOL_SIZE" "$POOL_MODE"

@@ -1,4 +1,5 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034
+# (SC2034: the variables set here are read by the scripts that source this.)
 # Shared plumbing for bench/run.sh and bench/smoke.sh: a throw-away PostgreSQL,
 # the proxies under test, and one pgbench run with the proxy's CPU and RSS read
 # from /proc. Sourced, never executed; the caller sets `set -euo pipefail`.
@@ -31,7 +32,7 @@ die() { log "error: $*"; exit 1; }
 find_pg_bin() {
     if [[ -n "${PG_BIN:-}" ]]; then return; fi
     local d
-    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n -r); do
+    for d in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -t/ -k5 -n -r); do
         if [[ -x "$d/initdb" ]]; then PG_BIN=$d; return; fi
     done
     die "no PostgreSQL server binaries found (set PG_BIN)"
@@ -91,11 +92,11 @@ cleanup() {
     local t pid
     for t in "${!TARGET_PID[@]}"; do
         pid=${TARGET_PID[$t]}
-        [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true
+        if [[ -n "$pid" ]]; then kill "$pid" 2>/dev/null || true; fi
     done
     for t in "${!TARGET_PID[@]}"; do
         pid=${TARGET_PID[$t]}
-        [[ -n "$pid" ]] && wait "$pid" 2>/dev/null || true
+        if [[ -n "$pid" ]]; then wait "$pid" 2>/dev/null || true; fi
     done
     if [[ -n "$PG_PID" && -d "$WORK/pg/data" ]]; then
         as_service_user "$PG_BIN/pg_ctl" stop -D "$WORK/pg/data" -m immediate -w >/dev/null 2>&1 || true
@@ -194,7 +195,7 @@ auth_type = scram-sha-256
 auth_file = $dir/userlist.txt
 pool_mode = $mode
 default_pool_size = $pool
-max_client_conn = 10000
+max_client_conn = ${MAX_CLIENT_CONN:-10000}
 max_db_connections = 0
 log_connections = 0
 log_disconnections = 0
@@ -241,12 +242,13 @@ register_target() {
     fi
 }
 
-# stop_target NAME: a clean shutdown (SIGINT is graceful for PgBouncer and
-# tokio programs alike), so that tools such as callgrind write their output.
+# stop_target NAME: SIGTERM, then SIGKILL after 30 s. SIGTERM rather than
+# SIGINT because a background job of a script ignores SIGINT unless the program
+# installs a handler; valgrind writes its output either way.
 stop_target() {
     local name=$1 pid=${TARGET_PID[$1]:-} i
     [[ -n "$pid" ]] || return 0
-    kill -INT "$pid" 2>/dev/null || true
+    kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 300; i++)); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
@@ -257,6 +259,26 @@ stop_target() {
     local kept=() t
     for t in "${TARGETS[@]}"; do [[ $t == "$name" ]] || kept+=("$t"); done
     TARGETS=("${kept[@]+"${kept[@]}"}")
+}
+
+# restart_target NAME: a fresh process in the same place in the rotation; a
+# target that does not come back is dropped from the rest of the run.
+restart_target() {
+    local name=$1 saved=("${TARGETS[@]}") t
+    stop_target "$name"
+    "start_$name" "$PROXY_POOL" "$POOL_MODE"
+    TARGETS=()
+    for t in "${saved[@]}"; do
+        if [[ -n "${TARGET_PORT[$t]:-}" ]]; then TARGETS+=("$t"); fi
+    done
+}
+
+# Established TCP connections whose local port is PORT: the proxy's side of
+# each client connection (IPv4 only, as everything here is on 127.0.0.1).
+tcp_established() {
+    awk -v p=":$(printf '%04X' "$1")" \
+        'NR > 1 && $4 == "01" && substr($2, length($2) - 4) == p { n++ } END { print n + 0 }' \
+        /proc/net/tcp
 }
 
 skip_target() {

@@ -36,7 +36,8 @@ def parse_pgbench_stdout(text):
     processed = num(r"^number of transactions actually processed: (\d+)")
     failed = num(r"^number of failed transactions: (\d+)")
     return {
-        "tps": num(r"^tps = ([\d.]+) \(without initial connection time\)"),
+        # With -C (a connection per transaction) pgbench counts the logins in.
+        "tps": num(r"^tps = ([\d.]+) \((?:without initial connection time|including reconnection times)\)"),
         "avg_ms": num(r"^latency average = ([\d.]+) ms"),
         "txns": int(processed) if processed is not None else 0,
         "failed": int(failed) if failed is not None else 0,
@@ -95,6 +96,7 @@ def cmd_record(args):
         cpu_ms_per_1k = cpu_ms * 1000.0 / summary["txns"]
 
     rec = {
+        "kind": "load",
         "round": args.round,
         "pool_mode": args.pool_mode,
         "mode": args.mode,
@@ -131,6 +133,35 @@ def cmd_record(args):
         print("    first error: " + rec["first_error"], file=sys.stderr)
 
 
+def cmd_record_idle(args):
+    with open(args.stderr, encoding="utf-8", errors="replace") as f:
+        err = f.read()
+    errors = len(re.findall(r"^pgbench: error: ", err, re.MULTILINE))
+    if args.connected < args.clients or not args.proxy_alive:
+        errors = max(errors, 1)
+    grown_kb = args.rss_kb - args.rss_before_kb
+    rec = {
+        "kind": "idle",
+        "round": args.round,
+        "pool_mode": args.pool_mode,
+        "target": args.target,
+        "clients": args.clients,
+        "connected": args.connected,
+        "rss_before_mb": args.rss_before_kb / 1024.0,
+        "rss_mb": args.rss_kb / 1024.0,
+        "kb_per_client": grown_kb / args.connected if args.connected > 0 else None,
+        "errors": errors,
+        "first_error": first_error_line(err),
+    }
+    with open(args.raw, "a", encoding="utf-8") as f:
+        f.write(json.dumps(rec) + "\n")
+    print(
+        f"  {args.target:<9} idle={args.connected}/{args.clients} rss {fmt(rec['rss_before_mb'], 1)}"
+        f" -> {fmt(rec['rss_mb'], 1)} MB, {fmt(rec['kb_per_client'], 2)} KB/client errors={errors}",
+        file=sys.stderr,
+    )
+
+
 def first_error_line(err):
     for line in err.splitlines():
         if "error" in line.lower() or "fatal" in line.lower():
@@ -144,9 +175,12 @@ def fmt(value, digits):
     return f"{value:,.{digits}f}"
 
 
-def load(raw):
+def load(raw, kind=None):
     with open(raw, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        records = [json.loads(line) for line in f if line.strip()]
+    if kind is None:
+        return records
+    return [r for r in records if r.get("kind", "load") == kind]
 
 
 def median_of(runs, key):
@@ -165,6 +199,8 @@ def scenario_label(key, by_target):
     # The pool belongs to the proxies; the direct rows share their scenario.
     pools = sorted({r["pool"] for runs in by_target.values() for r in runs if r["target"] != "direct"})
     pool = f" · pool {'/'.join(pools)}" if pools else ""
+    if mode == "storm":
+        mode = "connect storm (-C)"
     return f"{pool_mode} · {mode} · {clients} clients{pool}"
 
 
@@ -230,8 +266,34 @@ HEADER = [
 ]
 
 
+def build_idle_lines(records):
+    """Memory per idle client: RSS growth over the clients that got connected."""
+    if not records:
+        return []
+    lines = [
+        "",
+        "| idle clients | target | RSS before MB | RSS with clients MB | KB per idle client | ÷ PgBouncer | errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    groups = {}
+    for r in records:
+        groups.setdefault((r["pool_mode"], r["clients"]), {}).setdefault(r["target"], []).append(r)
+    for (pool_mode, clients), by_target in groups.items():
+        med = {t: {k: median_of(runs, k) for k in ("rss_before_mb", "rss_mb", "kb_per_client")}
+               for t, runs in by_target.items()}
+        base = med.get("pgbouncer", {}).get("kb_per_client")
+        for t in sorted(by_target, key=lambda t: TARGET_ORDER.index(t) if t in TARGET_ORDER else 99):
+            m, runs = med[t], by_target[t]
+            lines.append(
+                f"| {pool_mode} · {clients:,} idle | {TARGET_NAMES.get(t, t)} | {fmt(m['rss_before_mb'], 1)} | "
+                f"{fmt(m['rss_mb'], 1)} | {fmt(m['kb_per_client'], 2)} | {ratio(m['kb_per_client'], base)} | "
+                f"{sum(r['errors'] for r in runs)} in {len(runs)} runs |"
+            )
+    return lines
+
+
 def cmd_table(args):
-    records = load(args.raw)
+    records = load(args.raw, "load")
     meta = {}
     with open(args.meta, encoding="utf-8") as f:
         for line in f:
@@ -256,6 +318,9 @@ def cmd_table(args):
     ]
     for row in build_rows(records):
         lines.append("| " + " | ".join(row) + " |")
+    if any(r["mode"] == "storm" for r in records):
+        lines += ["", "Connect-storm rows: TPS is new connections (each with a SCRAM login) per second."]
+    lines += build_idle_lines(load(args.raw, "idle"))
     if any(r["errors"] for r in records):
         lines += [
             "",
@@ -276,8 +341,8 @@ def cmd_check(args):
     bad = [r for r in load(args.raw) if r["errors"]]
     for r in bad:
         print(
-            f"error: {r['target']} {r['mode']} {r['clients']} clients round {r['round']}: "
-            f"{r['errors']} errors (rc {r['rc']}) {r.get('first_error') or ''}",
+            f"error: {r['target']} {r.get('mode', 'idle')} {r['clients']} clients round {r['round']}: "
+            f"{r['errors']} errors (rc {r.get('rc', '—')}) {r.get('first_error') or ''}",
             file=sys.stderr,
         )
     sys.exit(1 if bad else 0)
@@ -309,6 +374,19 @@ def main():
     t.add_argument("--raw", required=True)
     t.add_argument("--meta", required=True)
     t.set_defaults(func=cmd_table)
+
+    i = sub.add_parser("record-idle")
+    i.add_argument("--raw", required=True)
+    i.add_argument("--round", type=int, required=True)
+    i.add_argument("--pool-mode", required=True)
+    i.add_argument("--target", required=True)
+    i.add_argument("--clients", type=int, required=True)
+    i.add_argument("--connected", type=int, required=True)
+    i.add_argument("--rss-before-kb", type=int, required=True)
+    i.add_argument("--rss-kb", type=int, required=True)
+    i.add_argument("--proxy-alive", type=int, default=1)
+    i.add_argument("--stderr", required=True)
+    i.set_defaults(func=cmd_record_idle)
 
     c = sub.add_parser("check")
     c.add_argument("--raw", required=True)

@@ -15,10 +15,16 @@ SCALE=${SCALE:-10}
 WARMUP=${WARMUP:-3}
 LOG_SAMPLING=${LOG_SAMPLING:-1}
 STRICT=${STRICT:-0}
+STORM_CLIENTS=${STORM_CLIENTS:-}
+IDLE_CLIENTS=${IDLE_CLIENTS:-}
+IDLE_TIMEOUT=${IDLE_TIMEOUT:-300}
 
-# shellcheck source=bench/lib.sh
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=extra_targets.sh
 source "$BENCH_DIR/extra_targets.sh"
+# shellcheck source=runs.sh
+source "$BENCH_DIR/runs.sh"
 
 OUT=${OUT:-$BENCH_DIR/results/latest.md}
 RAW=${OUT%.md}.raw
@@ -27,10 +33,20 @@ for m in $MODES; do
     [[ $m == simple || $m == extended || $m == prepared ]] || die "MODES: unknown mode '$m'"
 done
 [[ $POOL_MODE == session || $POOL_MODE == transaction ]] || die "POOL_MODE must be session or transaction"
-for c in $CLIENTS; do [[ $c =~ ^[0-9]+$ && $c -gt 0 ]] || die "CLIENTS: '$c' is not a count"; done
+for c in $CLIENTS $STORM_CLIENTS $IDLE_CLIENTS; do
+    [[ $c =~ ^[0-9]+$ && $c -gt 0 ]] || die "'$c' is not a client count"
+done
 
+# Clients that run queries at the same time; idle clients send none.
 max_clients=0
-for c in $CLIENTS; do ((c > max_clients)) && max_clients=$c; done
+for c in $CLIENTS $STORM_CLIENTS; do
+    if ((c > max_clients)); then max_clients=$c; fi
+done
+max_idle=0
+for c in $IDLE_CLIENTS; do
+    if ((c > max_idle)); then max_idle=$c; fi
+done
+MAX_CLIENT_CONN=$((max_idle + 100 > 10000 ? max_idle + 100 : 10000))
 
 # In session mode a client keeps its server connection until it disconnects,
 # and pgbench opens every client before the first transaction, blocking on
@@ -43,6 +59,14 @@ if [[ $POOL_MODE == session ]] && ((max_clients > POOL_SIZE)); then
     PROXY_POOL=$max_clients
     POOL_NOTE="Session mode: the pool is sized to the largest client count ($PROXY_POOL), because a session-mode client holds its server connection for its whole session and pgbench opens all clients before the first transaction; with POOL_SIZE=$POOL_SIZE the other clients would only queue until their login timed out."
 fi
+
+# The scenarios of one round, as KIND:MODE:CLIENTS.
+SCENARIOS=()
+for mode in $MODES; do
+    for c in $CLIENTS; do SCENARIOS+=("load:$mode:$c"); done
+done
+for c in $STORM_CLIENTS; do SCENARIOS+=("load:storm:$c"); done
+for c in $IDLE_CLIENTS; do SCENARIOS+=("idle:idle:$c"); done
 
 setup_workdir
 trap cleanup EXIT INT TERM
@@ -59,62 +83,29 @@ CLK_TCK=$(getconf CLK_TCK)
 mkdir -p "$(dirname "$OUT")"
 : >"$RAW"
 
-# run_one ROUND TARGET MODE CLIENTS SECONDS RECORD(0|1)
-run_one() {
-    local round=$1 target=$2 mode=$3 clients=$4 secs=$5 record=$6
-    local port=${TARGET_PORT[$target]} pid=${TARGET_PID[$target]:-}
-    local prefix=$WORK/runs/$target-$mode-$clients-$round
-    local jobs=$((JOBS < clients ? JOBS : clients))
-    local cpu0="" cpu1="" rss="" alive=1 rc=0
-    [[ -n "$pid" ]] && cpu0=$(proc_cpu_ticks "$pid" || true)
-    pgbench -h 127.0.0.1 -p "$port" -U "$BENCH_USER" -S -n -T "$secs" -c "$clients" -j "$jobs" \
-        -M "$mode" -l --log-prefix="$prefix" --sampling-rate="$LOG_SAMPLING" "$BENCH_DB" \
-        >"$prefix.out" 2>"$prefix.err" || rc=$?
-    if [[ -n "$pid" ]]; then
-        if kill -0 "$pid" 2>/dev/null; then
-            cpu1=$(proc_cpu_ticks "$pid" || true)
-            rss=$(proc_rss_kb "$pid" || true)
-        else
-            alive=0
-            log "$target (pid $pid) is gone"
-        fi
-    fi
-    if [[ $record == 1 ]]; then
-        local args=(--raw "$RAW" --round "$round" --pool-mode "$POOL_MODE" --mode "$mode"
-            --clients "$clients" --target "$target" --stdout "$prefix.out" --stderr "$prefix.err"
-            --log-prefix "$prefix" --rc "$rc" --clk-tck "$CLK_TCK" --proxy-alive "$alive")
-        if [[ $target == direct ]]; then args+=(--pool "—"); else args+=(--pool "$PROXY_POOL"); fi
-        [[ -n "$cpu0" && -n "$cpu1" ]] && args+=(--cpu-ticks $((cpu1 - cpu0)))
-        [[ -n "$rss" ]] && args+=(--rss-kb "$rss")
-        $REPORT record "${args[@]}"
-    elif [[ $rc -ne 0 ]]; then
-        log "warm-up through $target failed: $(head -c 300 "$prefix.err")"
-    fi
-    # The per-transaction log is only needed until it is parsed; dropping it
-    # here bounds the disk use to one run.
-    rm -f "$prefix".*
-}
-
 ntargets=${#TARGETS[@]}
 if ((WARMUP > 0)); then
     log "warm-up: ${WARMUP}s per target"
-    for t in "${TARGETS[@]}"; do run_one 0 "$t" simple "$(echo "$CLIENTS" | awk '{print $1}')" "$WARMUP" 0; done
+    first_clients=$(echo "$CLIENTS" | awk '{print $1}')
+    for t in "${TARGETS[@]}"; do run_load 0 "$t" simple "$first_clients" "$WARMUP" 0; done
 fi
 
-log "targets: ${TARGETS[*]}; modes: $MODES; clients: $CLIENTS; ${ROUNDS} rounds × ${DURATION}s"
+log "targets: ${TARGETS[*]}; scenarios: ${SCENARIOS[*]}; ${ROUNDS} rounds × ${DURATION}s"
 for ((round = 1; round <= ROUNDS; round++)); do
-    s=0
-    for mode in $MODES; do
-        for clients in $CLIENTS; do
-            # Rotate the start so that no target always runs first (cold) or
-            # last (after the machine has warmed up) in a scenario.
-            off=$(((round - 1 + s) % ntargets))
-            order=("${TARGETS[@]:off}" "${TARGETS[@]:0:off}")
-            log "round $round/$ROUNDS · $POOL_MODE · $mode · $clients clients: ${order[*]}"
-            for t in "${order[@]}"; do
-                run_one "$round" "$t" "$mode" "$clients" "$DURATION" 1
-            done
-            s=$((s + 1))
+    for s in "${!SCENARIOS[@]}"; do
+        IFS=: read -r kind mode clients <<<"${SCENARIOS[$s]}"
+        # Rotate the start so that no target always runs first (cold) or
+        # last (after the machine has warmed up) in a scenario.
+        off=$(((round - 1 + s) % ntargets))
+        order=("${TARGETS[@]:off}" "${TARGETS[@]:0:off}")
+        log "round $round/$ROUNDS · $POOL_MODE · $mode · $clients clients: ${order[*]}"
+        for t in "${order[@]}"; do
+            if [[ $kind == idle ]]; then
+                # Thousands of backends would measure PostgreSQL, not a proxy.
+                [[ $t == direct ]] || run_idle "$round" "$t" "$clients"
+            else
+                run_load "$round" "$t" "$mode" "$clients" "$DURATION" 1
+            fi
         done
     done
 done
@@ -126,7 +117,10 @@ if [[ -n "${TARGET_PORT[dbwarden]:-}" ]]; then
     dbw_version=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 fi
 skipped=$(printf '%s;;' "${SKIPPED[@]+"${SKIPPED[@]}"}")
-command="DURATION=$DURATION ROUNDS=$ROUNDS CLIENTS=\"$CLIENTS\" MODES=\"$MODES\" POOL_SIZE=$POOL_SIZE POOL_MODE=$POOL_MODE bench/run.sh"
+command="DURATION=$DURATION ROUNDS=$ROUNDS CLIENTS=\"$CLIENTS\" MODES=\"$MODES\" POOL_SIZE=$POOL_SIZE POOL_MODE=$POOL_MODE"
+if [[ -n $STORM_CLIENTS ]]; then command+=" STORM_CLIENTS=\"$STORM_CLIENTS\""; fi
+if [[ -n $IDLE_CLIENTS ]]; then command+=" IDLE_CLIENTS=\"$IDLE_CLIENTS\""; fi
+command+=" bench/run.sh"
 {
     echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "nproc=$(nproc)"
