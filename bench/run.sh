@@ -83,7 +83,6 @@ CLK_TCK=$(getconf CLK_TCK)
 mkdir -p "$(dirname "$OUT")"
 : >"$RAW"
 
-ntargets=${#TARGETS[@]}
 if ((WARMUP > 0)); then
     log "warm-up: ${WARMUP}s per target"
     first_clients=$(echo "$CLIENTS" | awk '{print $1}')
@@ -96,7 +95,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         IFS=: read -r kind mode clients <<<"${SCENARIOS[$s]}"
         # Rotate the start so that no target always runs first (cold) or
         # last (after the machine has warmed up) in a scenario.
-        off=$(((round - 1 + s) % ntargets))
+        off=$(((round - 1 + s) % ${#TARGETS[@]}))
         order=("${TARGETS[@]:off}" "${TARGETS[@]:0:off}")
         log "round $round/$ROUNDS · $POOL_MODE · $mode · $clients clients: ${order[*]}"
         for t in "${order[@]}"; do
@@ -114,7 +113,8 @@ done
 meta=$WORK/meta.txt
 dbw_version="not run"
 if [[ -n "${TARGET_PORT[dbwarden]:-}" ]]; then
-    dbw_version=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    dbw_version="$("${DBWARDEN_BIN:-$REPO_ROOT/target/release/dbwarden}" --version 2>/dev/null | head -1)"
+    dbw_version+=" (commit $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown))"
 fi
 skipped=$(printf '%s;;' "${SKIPPED[@]+"${SKIPPED[@]}"}")
 command="DURATION=$DURATION ROUNDS=$ROUNDS CLIENTS=\"$CLIENTS\" MODES=\"$MODES\" POOL_SIZE=$POOL_SIZE POOL_MODE=$POOL_MODE"

@@ -9,6 +9,9 @@
 # connection (and SCRAM login) per transaction, so TPS is connections/second.
 run_load() {
     local round=$1 target=$2 mode=$3 clients=$4 secs=$5 record=$6
+    # A target dropped earlier in the run (it did not come back after a
+    # restart) has no port any more.
+    [[ -n "${TARGET_PORT[$target]:-}" ]] || return 0
     local port=${TARGET_PORT[$target]} pid=${TARGET_PID[$target]:-}
     local prefix=$WORK/runs/$target-$mode-$clients-$round
     local jobs=$((JOBS < clients ? JOBS : clients))
@@ -54,6 +57,7 @@ run_idle() {
     local prefix=$WORK/runs/$target-idle-$clients-$round
     local jobs=$((JOBS < clients ? JOBS : clients))
     local pid port rss0 rss1 pgb deadline alive=1 connected
+    [[ -n "${TARGET_PORT[$target]:-}" ]] || return 0
     restart_target "$target"
     if [[ -z "${TARGET_PORT[$target]:-}" ]]; then return; fi
     pid=${TARGET_PID[$target]} port=${TARGET_PORT[$target]}
