@@ -193,7 +193,8 @@ impl Target {
                 "user" => user = Some(v.to_string()),
                 "password" => password = Some(Secret(v.to_string())),
                 "dbname" | "db" | "database" => database = Some(v.to_string()),
-                "insecure" if engine == Engine::Redis => tls = TlsMode::Require,
+                // rediss:// without certificate verification; plain redis:// stays plain.
+                "insecure" if tls >= TlsMode::Require => tls = TlsMode::Require,
                 _ => {
                     params.insert(k.to_string(), v.to_string());
                 }

@@ -7,3 +7,6 @@ pub mod text;
 mod waterfall;
 
 pub use waterfall::{Bar, Waterfall};
+
+#[cfg(test)]
+mod tests;

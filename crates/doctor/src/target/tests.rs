@@ -49,6 +49,10 @@ fn defaults_per_engine() {
     assert!(t.redacted_url().starts_with("redis://:***@[::1]:6379/2"));
     let t = Target::parse_url("rediss://h:6380").unwrap();
     assert_eq!(t.tls, TlsMode::VerifyFull);
+    let t = Target::parse_url("rediss://h?insecure").unwrap();
+    assert_eq!(t.tls, TlsMode::Require);
+    let t = Target::parse_url("redis://h?insecure").unwrap();
+    assert_eq!(t.tls, TlsMode::Disable);
 }
 
 #[test]

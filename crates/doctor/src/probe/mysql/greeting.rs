@@ -131,7 +131,7 @@ mod tests {
         p.extend_from_slice(b"10.11.6-MariaDB\0");
         p.extend_from_slice(&7u32.to_le_bytes());
         p.extend_from_slice(b"abcdefgh\0");
-        p.extend_from_slice(&(0xF7FFu16).to_le_bytes());
+        p.extend_from_slice(&(0xFFFFu16).to_le_bytes());
         p.push(45);
         p.extend_from_slice(&[2, 0]);
         p.extend_from_slice(&(0x81BFu16).to_le_bytes());
