@@ -88,7 +88,14 @@ async fn slow_dns_is_named_in_the_waterfall() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_relay_is_named_in_the_waterfall() {
-    let pg = cluster(PgOptions::default()).await;
+    // SCRAM takes three round trips, so on a slow link authentication is clearly the
+    // widest bar (a trust login takes one, like the first query).
+    let pg = cluster(PgOptions {
+        auth: HbaAuth::Scram,
+        users: vec![("app".into(), "pw".into())],
+        ..PgOptions::default()
+    })
+    .await;
     let relay = Relay::start(SocketAddr::from(([127, 0, 0, 1], pg.port())))
         .await
         .unwrap();
@@ -97,7 +104,7 @@ async fn stalled_relay_is_named_in_the_waterfall() {
     opts.timeouts.tls = Duration::from_millis(800);
     opts.timeouts.auth = Duration::from_millis(800);
     let base = format!(
-        "postgres://postgres@127.0.0.1:{}/postgres",
+        "postgres://app:pw@127.0.0.1:{}/postgres",
         relay.addr().port()
     );
 
@@ -118,8 +125,8 @@ async fn stalled_relay_is_named_in_the_waterfall() {
     // A slow link (every chunk delayed) shows as slow authentication: its several
     // round trips make it the widest bar.
     relay.stall(false);
-    relay.set_delay(Duration::from_millis(150));
-    let opts = options(&[("probe.auth.warn_ms", 200.0)]);
+    relay.set_delay(Duration::from_millis(100));
+    let opts = options(&[("probe.auth.warn_ms", 400.0)]);
     let report = diagnose(&format!("{base}?sslmode=disable"), &opts).await;
     assert_finding(&report, "probe.auth", Severity::Warning);
     assert_eq!(report.summary.slowest_phase.as_deref(), Some("auth"));
