@@ -110,8 +110,12 @@ impl Recorder {
         self.filter.allows(id)
     }
 
+    /// Keeps a finding the filter allows. A failed probe phase is kept regardless:
+    /// without it a run with `--only pg.connections` against a dead server would
+    /// report nothing and exit 0.
     pub fn push(&mut self, f: Finding) {
-        if self.filter.allows(&f.id) {
+        let failed_probe = f.group() == "probe" && f.severity == Severity::Critical;
+        if failed_probe || self.filter.allows(&f.id) {
             self.findings.push(f);
         }
     }
@@ -162,4 +166,24 @@ impl Recorder {
 /// Small helper to build phase attributes.
 pub fn attrs<const N: usize>(kv: [(&str, Value); N]) -> BTreeMap<String, Value> {
     kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filtered_runs_still_report_a_failed_connection() {
+        let filter = Filter {
+            only: vec!["pg.connections".into()],
+            skip: vec![],
+        };
+        let mut rec = Recorder::new(filter, Progress::default());
+        rec.push(Finding::new("probe.dns", Severity::Ok, "fine"));
+        rec.failed("probe.tcp", "refused".into(), "refused", 1.0);
+        rec.push(Finding::new("pg.tls", Severity::Warning, "filtered out"));
+        rec.push(Finding::new("pg.connections", Severity::Ok, "kept"));
+        let ids: Vec<_> = rec.findings.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(ids, ["probe.tcp", "pg.connections"]);
+    }
 }
