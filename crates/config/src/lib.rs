@@ -23,7 +23,7 @@ pub use auth::{check_scram_verifier, AuthConfig, AuthMethod, PasswordKind, UserC
 pub use database::{DatabaseConfig, ResolvedDatabase, WILDCARD};
 pub use effective::REDACTED;
 pub use error::ConfigError;
-pub use pool::{PoolConfig, PoolMode};
+pub use pool::{PoolConfig, PoolMode, SessionFeatures};
 pub use proxy::{LogFormat, ProxyConfig};
 pub use tls::{ClientTlsConfig, ClientTlsMode, ServerTlsConfig, ServerTlsMode};
 

@@ -15,6 +15,20 @@ pub enum PoolMode {
     Transaction,
 }
 
+/// What transaction mode does when a client uses a feature that lives in its server session
+/// (LISTEN, session advisory locks, WITH HOLD cursors, temporary tables, SQL PREPARE,
+/// SET SESSION AUTHORIZATION).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionFeatures {
+    /// Keep the client on its server connection for the rest of its session (it works, the
+    /// connection is not shared any more); logged once and counted.
+    #[default]
+    Pin,
+    /// Refuse the statement with SQLSTATE 0A000 and a message that names the feature.
+    Refuse,
+}
+
 /// The `[pool]` section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -48,6 +62,13 @@ pub struct PoolConfig {
     /// Default: `"1h"`. Unit: duration. Reload: yes.
     #[serde(with = "humantime_serde")]
     pub server_lifetime: Duration,
+    /// Transaction mode: server-side prepared statements kept per server connection (least
+    /// recently used are closed beyond this).
+    /// Default: `200`. Unit: statements. Minimum 1. Reload: yes (new checkouts).
+    pub max_prepared_statements: u32,
+    /// Transaction mode: `"pin"` or `"refuse"` session-only features.
+    /// Default: `"pin"`. Reload: yes (new clients).
+    pub session_features: SessionFeatures,
 }
 
 impl Default for PoolConfig {
@@ -61,6 +82,8 @@ impl Default for PoolConfig {
             server_connect_timeout: Duration::from_secs(15),
             server_idle_timeout: Duration::from_secs(10 * 60),
             server_lifetime: Duration::from_secs(60 * 60),
+            max_prepared_statements: 200,
+            session_features: SessionFeatures::Pin,
         }
     }
 }

@@ -101,6 +101,9 @@ impl Config {
         if pool.size == 0 {
             problems.push("pool.size: must be at least 1".to_owned());
         }
+        if pool.max_prepared_statements == 0 {
+            problems.push("pool.max_prepared_statements: must be at least 1".to_owned());
+        }
         if pool.min_idle > pool.size {
             problems.push(format!(
                 "pool.min_idle: {} is more than pool.size ({})",

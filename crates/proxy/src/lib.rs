@@ -12,8 +12,10 @@ mod error;
 mod pools;
 mod relay;
 mod server;
+pub mod sql;
 mod stream;
 mod tls;
+mod txn;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -54,6 +56,7 @@ pub(crate) struct Shared {
     pub secrets: RwLock<HashMap<String, Arc<UserSecret>>>,
     pub cancels: Arc<CancelRegistry>,
     pub pools: Pools,
+    pub statements: txn::statements::StatementCache,
     pub clients: AtomicUsize,
     pub next_client_id: AtomicU64,
 }
@@ -133,6 +136,7 @@ impl Proxy {
                 secrets: RwLock::new(p.secrets),
                 cancels: Arc::default(),
                 pools: Pools::default(),
+                statements: Default::default(),
                 clients: AtomicUsize::new(0),
                 next_client_id: AtomicU64::new(1),
             }),

@@ -1,21 +1,23 @@
 //! The hot path: bytes between a client and its server connection.
 //!
 //! Hand-written rather than `tokio::io::copy_bidirectional` because the proxy must see every
-//! message boundary (ReadyForQuery status, Terminate, oversized lengths) while still moving
-//! bytes in bulk: everything one read returns is forwarded with one write, frames are never
-//! copied into messages, and a 50 MB row streams through a fixed buffer. Both directions are
-//! polled by one task with their own buffers, so neither side can block the other (a client
-//! pipelining thousands of queries while the server answers cannot deadlock the proxy).
+//! message boundary (ReadyForQuery status, Terminate, statement names, oversized lengths)
+//! while still moving bytes in bulk: everything one read returns is forwarded with one write,
+//! frames stay where they were read (no copy into message structs), and a 50 MB row streams
+//! through a fixed buffer. Both directions are polled by one task with their own buffers, so
+//! neither side can block the other (a client pipelining thousands of queries while the
+//! server answers cannot deadlock the proxy). What to do with each message is up to a
+//! [`Hooks`] implementation: session mode only watches, transaction mode also rewrites.
 
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use dbwarden_wire::backend::{self, tag as be, TxStatus};
-use dbwarden_wire::frontend::{self, tag as fe};
+use bytes::BytesMut;
+use dbwarden_wire::frontend::tag as fe;
 use dbwarden_wire::{ProtocolError, ScanEvent, Scanner};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 use crate::stream::Stream;
 
@@ -36,53 +38,147 @@ pub enum RelayEnd {
     ServerEof,
     ServerIo(io::Error),
     ServerProtocol(ProtocolError),
+    /// A server hook said the exchange is over (transaction done) and it all reached the client.
+    Done,
 }
 
-/// What the relay knows about the server connection's state.
-#[derive(Debug)]
-pub struct Track {
-    /// Queries and Syncs sent that have not had their ReadyForQuery yet.
-    pub pending: u32,
-    pub status: TxStatus,
-    /// ParameterStatus reports seen on the way to the client.
-    pub params: Vec<(String, String)>,
-}
-
-/// What a frame hook decides.
-enum Act {
+/// What a hook decides for one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
     Forward,
-    /// Hold this frame and everything after it, and end the relay once the rest is written.
+    /// Leave the frame out (a hook may put a replacement in `inject`).
+    Drop,
+    /// Hold this frame and everything after it, and end once the rest is written.
     Stop,
+    /// Forward this frame, hold everything after it, and end once it is written.
+    ForwardStop,
 }
 
-struct Half {
+/// Decisions per message. `frame` is the whole frame (header included) when the matching
+/// `*_whole` says so, else the part of it at hand. Bytes a hook writes to `inject` go out
+/// just before the current frame.
+pub trait Hooks {
+    fn client_whole(&self, tag: u8) -> bool;
+    fn server_whole(&self, tag: u8) -> bool;
+    fn client_frame(
+        &mut self,
+        tag: u8,
+        frame: &[u8],
+        inject: &mut BytesMut,
+    ) -> Result<Act, ProtocolError>;
+    fn server_frame(
+        &mut self,
+        tag: u8,
+        frame: &[u8],
+        inject: &mut BytesMut,
+    ) -> Result<Act, ProtocolError>;
+    /// The server side is between frames with nothing unread: a chance to send the client
+    /// answers the proxy made up.
+    fn server_at_rest(&mut self, _inject: &mut BytesMut) {}
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Halt {
+    Running,
+    Held,
+    AfterFrame,
+}
+
+/// One direction's buffer. `buf[start..scanned]` is ready to write, `buf[scanned..end]` is
+/// read but not yet scanned.
+pub struct Half {
     buf: Vec<u8>,
-    /// `buf[start..scanned]` is ready to write, `buf[scanned..end]` is read but not scanned.
     start: usize,
     scanned: usize,
     end: usize,
     scanner: Scanner,
+    inject: BytesMut,
     unflushed: bool,
-    stopped: bool,
+    hold: Halt,
     eof: bool,
     /// The peer closed in the middle of a frame (see `mid_message`).
     cut: bool,
 }
 
 impl Half {
-    fn new(max_message: u32, seed: &[u8]) -> Half {
-        let mut buf = vec![0; BUF_SIZE.max(seed.len())];
-        buf[..seed.len()].copy_from_slice(seed);
+    pub fn new(max_message: u32) -> Half {
         Half {
-            buf,
+            buf: vec![0; BUF_SIZE],
             start: 0,
             scanned: 0,
-            end: seed.len(),
+            end: 0,
             scanner: Scanner::new(max_message),
+            inject: BytesMut::new(),
             unflushed: false,
-            stopped: false,
+            hold: Halt::Running,
             eof: false,
             cut: false,
+        }
+    }
+
+    /// Bytes read before relaying began (a client that pipelined past its login).
+    pub fn seed(&mut self, bytes: &[u8]) {
+        self.insert_at(self.end, bytes);
+    }
+
+    /// Nothing held: every byte read has been written.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Drops whatever is held and starts at a frame boundary again.
+    pub fn clear(&mut self) {
+        (self.start, self.scanned, self.end) = (0, 0, 0);
+        self.scanner = Scanner::new(self.scanner_max());
+        (self.unflushed, self.hold, self.eof, self.cut) = (false, Halt::Running, false, false);
+    }
+
+    fn scanner_max(&self) -> u32 {
+        self.scanner.max_len()
+    }
+
+    /// Reads once from `src` (for a client with no server connection). 0 means EOF.
+    pub async fn fill(&mut self, src: &mut Stream) -> io::Result<usize> {
+        self.make_room();
+        let n = src.read(&mut self.buf[self.end..]).await?;
+        self.end += n;
+        Ok(n)
+    }
+
+    /// The next unscanned bytes are a Terminate message.
+    pub fn starts_with_terminate(&self) -> bool {
+        self.scanner.at_boundary()
+            && self.buf[self.scanned..self.end].starts_with(&[fe::TERMINATE, 0, 0, 0, 4])
+    }
+
+    /// Puts `bytes` ahead of everything not yet scanned (the proxy's own messages first).
+    pub fn insert_front(&mut self, bytes: &[u8]) {
+        self.insert_at(self.scanned, bytes);
+        self.scanned += bytes.len();
+    }
+
+    fn insert_at(&mut self, at: usize, bytes: &[u8]) {
+        let n = bytes.len();
+        if self.end + n > self.buf.len() {
+            self.buf.resize((self.end + n).max(self.buf.len() * 2), 0);
+        }
+        self.buf.copy_within(at..self.end, at + n);
+        self.buf[at..at + n].copy_from_slice(bytes);
+        self.end += n;
+    }
+
+    fn make_room(&mut self) {
+        if self.end < self.buf.len() {
+            return;
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            (self.scanned, self.end) = (self.scanned - self.start, self.end - self.start);
+            self.start = 0;
+        } else {
+            // A frame the hooks need whole does not fit: grow (its length was checked).
+            let len = self.buf.len();
+            self.buf.resize(len * 2, 0);
         }
     }
 
@@ -103,18 +199,71 @@ enum Fail {
     Dst(io::Error),
 }
 
+/// Scans what is buffered, letting the hooks decide on each frame.
+fn scan<H: Hooks>(h: &mut Half, hooks: &mut H, up: bool) -> Result<(), ProtocolError> {
+    while h.scanned < h.end && h.hold == Halt::Running {
+        let whole = |t: u8| {
+            if up {
+                hooks.client_whole(t)
+            } else {
+                hooks.server_whole(t)
+            }
+        };
+        let event = h.scanner.scan(&h.buf[h.scanned..h.end], whole)?;
+        let (tag, avail) = match event {
+            ScanEvent::NeedMore => break,
+            ScanEvent::Continue(n) => {
+                h.scanned += n;
+                continue;
+            }
+            ScanEvent::Frame { tag, avail, .. } => (tag, avail),
+        };
+        let frame = &h.buf[h.scanned..h.scanned + avail];
+        let act = if up {
+            hooks.client_frame(tag, frame, &mut h.inject)?
+        } else {
+            hooks.server_frame(tag, frame, &mut h.inject)?
+        };
+        if !h.inject.is_empty() {
+            let inject = std::mem::take(&mut h.inject);
+            h.insert_front(&inject);
+            h.inject = inject;
+            h.inject.clear();
+        }
+        match act {
+            Act::Forward => h.scanned += avail,
+            Act::Drop => {
+                h.buf.copy_within(h.scanned + avail..h.end, h.scanned);
+                h.end -= avail;
+            }
+            Act::Stop => h.hold = Halt::Held,
+            Act::ForwardStop => {
+                h.scanned += avail;
+                h.hold = Halt::AfterFrame;
+            }
+        }
+    }
+    if !up && h.scanned == h.end && h.scanner.at_boundary() && h.hold == Halt::Running {
+        hooks.server_at_rest(&mut h.inject);
+        if !h.inject.is_empty() {
+            let inject = std::mem::take(&mut h.inject);
+            h.insert_front(&inject);
+            h.inject = inject;
+            h.inject.clear();
+        }
+    }
+    Ok(())
+}
+
 /// Moves bytes one way until both sides would block. Returns whether anything moved.
-fn pump<H>(
+fn pump<H: Hooks>(
     h: &mut Half,
     cx: &mut Context<'_>,
     src: &mut Stream,
     dst: &mut Stream,
-    want_whole: fn(u8) -> bool,
-    hook: &mut H,
-) -> Result<bool, Fail>
-where
-    H: FnMut(u8, &[u8]) -> Result<Act, ProtocolError>,
-{
+    hooks: &mut H,
+    up: bool,
+) -> Result<bool, Fail> {
     let mut progress = false;
     loop {
         while h.start < h.scanned {
@@ -140,43 +289,24 @@ where
         if h.start == h.end {
             (h.start, h.scanned, h.end) = (0, 0, 0);
         }
-        while h.scanned < h.end && !h.stopped {
-            let event = h
-                .scanner
-                .scan(&h.buf[h.scanned..h.end], want_whole)
-                .map_err(Fail::SrcProtocol)?;
-            match event {
-                ScanEvent::NeedMore => break,
-                ScanEvent::Continue(n) => h.scanned += n,
-                ScanEvent::Frame { tag, avail, .. } => {
-                    let frame = &h.buf[h.scanned..h.scanned + avail];
-                    match hook(tag, frame).map_err(Fail::SrcProtocol)? {
-                        Act::Forward => h.scanned += avail,
-                        Act::Stop => h.stopped = true,
-                    }
-                }
-            }
-        }
+        let before = h.scanned;
+        scan(h, hooks, up).map_err(Fail::SrcProtocol)?;
         if h.eof {
             // Whatever the peer sent before closing still goes through, scanned or not.
             h.cut = h.mid_message();
             h.scanned = h.end;
         }
-        if h.stopped || h.eof {
+        if h.scanned != before {
+            continue; // write what was just scanned (or injected) before reading more
+        }
+        if h.hold != Halt::Running || h.eof {
             return Ok(progress);
         }
         if h.end == h.buf.len() {
-            if h.start > 0 {
-                h.buf.copy_within(h.start..h.end, 0);
-                (h.scanned, h.end) = (h.scanned - h.start, h.end - h.start);
-                h.start = 0;
-            } else if h.scanned == h.start {
-                // A frame the hook needs whole does not fit: grow (its length was checked).
-                let len = h.buf.len();
-                h.buf.resize(len * 2, 0);
-            } else {
+            if h.start == 0 && h.scanned > 0 {
                 return Ok(progress); // full of bytes waiting to be written
             }
+            h.make_room();
         }
         let mut rb = ReadBuf::new(&mut h.buf[h.end..]);
         match Pin::new(&mut *src).poll_read(cx, &mut rb) {
@@ -195,67 +325,30 @@ where
     }
 }
 
-fn client_whole(tag: u8) -> bool {
-    tag == fe::TERMINATE
-}
-
-fn server_whole(tag: u8) -> bool {
-    tag == be::READY_FOR_QUERY || tag == be::PARAMETER_STATUS
-}
-
-/// Relays until one side ends the session. `client_seed` and `server_seed` are bytes already
-/// read past the login (a client that pipelined its first query).
-pub async fn relay(
+/// Relays until one side ends the exchange or a hook stops it.
+pub async fn relay<H: Hooks>(
     client: &mut Stream,
     server: &mut Stream,
-    track: &mut Track,
-    max_message: u32,
-    client_seed: &[u8],
-    server_seed: &[u8],
+    up: &mut Half,
+    down: &mut Half,
+    hooks: &mut H,
 ) -> RelayEnd {
-    let mut up = Half::new(max_message, client_seed);
-    let mut down = Half::new(max_message, server_seed);
     poll_fn(|cx| loop {
-        let mut client_hook = |tag: u8, _frame: &[u8]| {
-            if tag == fe::TERMINATE {
-                return Ok(Act::Stop);
-            }
-            if frontend::expects_ready(tag) {
-                track.pending += 1;
-            }
-            Ok(Act::Forward)
-        };
-        let up_moved = match pump(&mut up, cx, client, server, client_whole, &mut client_hook) {
-            Ok(p) => p,
-            Err(Fail::SrcIo(_)) if up.mid_message() => {
-                return Poll::Ready(RelayEnd::ClientGoneMidMessage)
-            }
-            Err(Fail::SrcIo(e)) => return Poll::Ready(RelayEnd::ClientIo(e)),
-            Err(Fail::SrcProtocol(e)) => return Poll::Ready(RelayEnd::ClientProtocol(e)),
-            Err(Fail::Dst(e)) => return Poll::Ready(RelayEnd::ServerIo(e)),
-        };
-        let mut server_hook = |tag: u8, frame: &[u8]| {
-            match tag {
-                be::READY_FOR_QUERY => {
-                    track.status = backend::ready_status(&frame[5..])?;
-                    track.pending = track.pending.saturating_sub(1);
+        // Once the server side says the exchange is over, take nothing more from the client.
+        let up_moved = if down.hold == Halt::Running {
+            match pump(up, cx, client, server, hooks, true) {
+                Ok(p) => p,
+                Err(Fail::SrcIo(_)) if up.mid_message() => {
+                    return Poll::Ready(RelayEnd::ClientGoneMidMessage)
                 }
-                be::PARAMETER_STATUS => {
-                    let (k, v) = backend::parameter_status(&frame[5..])?;
-                    track.params.push((k.to_owned(), v.to_owned()));
-                }
-                _ => {}
+                Err(Fail::SrcIo(e)) => return Poll::Ready(RelayEnd::ClientIo(e)),
+                Err(Fail::SrcProtocol(e)) => return Poll::Ready(RelayEnd::ClientProtocol(e)),
+                Err(Fail::Dst(e)) => return Poll::Ready(RelayEnd::ServerIo(e)),
             }
-            Ok(Act::Forward)
+        } else {
+            false
         };
-        let down_moved = match pump(
-            &mut down,
-            cx,
-            server,
-            client,
-            server_whole,
-            &mut server_hook,
-        ) {
+        let down_moved = match pump(down, cx, server, client, hooks, false) {
             Ok(p) => p,
             Err(Fail::SrcIo(e)) => return Poll::Ready(RelayEnd::ServerIo(e)),
             Err(Fail::SrcProtocol(e)) => return Poll::Ready(RelayEnd::ServerProtocol(e)),
@@ -270,8 +363,11 @@ pub async fn relay(
         if up.eof {
             return Poll::Ready(RelayEnd::ClientEof);
         }
-        if up.stopped && up.drained() {
+        if up.hold == Halt::Held && up.drained() {
             return Poll::Ready(RelayEnd::ClientTerminate);
+        }
+        if down.hold == Halt::AfterFrame && down.drained() {
+            return Poll::Ready(RelayEnd::Done);
         }
         if down.eof && down.start == down.end && down.drained() {
             return Poll::Ready(RelayEnd::ServerEof);

@@ -106,6 +106,39 @@ pub mod auth {
     pub const SASL_FINAL: i32 = 12;
 }
 
+/// DataRow: each column as text (`None` for NULL). For the proxy's own small queries only;
+/// rows on the forwarding path are never decoded.
+pub fn data_row(body: &[u8]) -> Result<Vec<Option<String>>, ProtocolError> {
+    let err = || ProtocolError::malformed("DataRow");
+    if body.len() < 2 {
+        return Err(err());
+    }
+    let count = u16::from_be_bytes([body[0], body[1]]) as usize;
+    let mut rest = &body[2..];
+    let mut out = Vec::with_capacity(count.min(64));
+    for _ in 0..count {
+        if rest.len() < 4 {
+            return Err(err());
+        }
+        let len = i32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        rest = &rest[4..];
+        if len < 0 {
+            out.push(None);
+            continue;
+        }
+        let len = len as usize;
+        if rest.len() < len {
+            return Err(err());
+        }
+        out.push(Some(String::from_utf8_lossy(&rest[..len]).into_owned()));
+        rest = &rest[len..];
+    }
+    if !rest.is_empty() {
+        return Err(err());
+    }
+    Ok(out)
+}
+
 /// The fields of an ErrorResponse or NoticeResponse the proxy looks at.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ErrorFields {
@@ -158,5 +191,9 @@ mod tests {
         assert!(error_fields(b"SERROR\0C57014").is_err());
         assert_eq!(backend_key(&[0, 0, 0, 7, 1, 2, 3, 4]).unwrap().0, 7);
         assert!(backend_key(&[0, 0, 0, 7]).is_err());
+        let row = [0, 2, 0, 0, 0, 1, b'x', 0xff, 0xff, 0xff, 0xff];
+        assert_eq!(data_row(&row), Ok(vec![Some("x".into()), None]));
+        assert!(data_row(&row[..6]).is_err());
+        assert!(data_row(&[0, 1, 0, 0, 0, 9, b'x']).is_err());
     }
 }

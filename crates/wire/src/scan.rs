@@ -34,6 +34,10 @@ impl Scanner {
         }
     }
 
+    pub fn max_len(&self) -> u32 {
+        self.decoder.max_len()
+    }
+
     /// True between frames, i.e. when the stream is at a message boundary.
     pub fn at_boundary(&self) -> bool {
         self.remaining == 0

@@ -53,43 +53,12 @@ fn parse_options(options: &str) -> Vec<(String, String)> {
     out
 }
 
-/// A GUC name is safe to splice into `SET` when it is a plain (possibly dotted) identifier.
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-}
-
-/// One simple-query string that brings a server connection to the client's settings, given
-/// what the server reported. `None` when nothing differs. Invalid names are returned as errors.
-pub fn sync_sql(
-    wanted: &[(String, String)],
-    server_value: impl Fn(&str) -> Option<String>,
-) -> Result<Option<String>, String> {
-    let mut sql = String::new();
-    for (name, value) in wanted {
-        if !valid_name(name) {
-            return Err(format!("invalid configuration parameter name \"{name}\""));
-        }
-        if server_value(name).as_deref() == Some(value.as_str()) {
-            continue;
-        }
-        sql.push_str("SET ");
-        sql.push_str(name);
-        sql.push_str(" TO '");
-        sql.push_str(&value.replace('\'', "''"));
-        sql.push_str("';");
-    }
-    Ok((!sql.is_empty()).then_some(sql))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn unfolds_options_and_quotes_values() {
+    fn unfolds_options() {
         let p = requested(&[
             ("application_name".into(), "app".into()),
             (
@@ -107,18 +76,5 @@ mod tests {
                 ("x y".into(), "1".into()),
             ]
         );
-        let sql = sync_sql(&p[..4], |n| (n == "application_name").then(|| "app".into()))
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            sql,
-            "SET search_path TO 'a,b';SET statement_timeout TO '5s';SET work_mem TO '4MB';"
-        );
-        assert!(
-            sync_sql(&p, |_| None).is_err(),
-            "a name with a space is refused"
-        );
-        let quoted = sync_sql(&[("a".into(), "it's".into())], |_| None).unwrap();
-        assert_eq!(quoted.as_deref(), Some("SET a TO 'it''s';"));
     }
 }

@@ -6,11 +6,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dbwarden_config::{Config, PoolMode};
+use bytes::BytesMut;
+use dbwarden_config::{Config, PoolMode, SessionFeatures};
 use dbwarden_pool::Lease;
-use dbwarden_wire::backend::TxStatus;
+use dbwarden_wire::backend::{self, tag as be, TxStatus};
 use dbwarden_wire::encode::{self, Severity};
-use dbwarden_wire::SqlState;
+use dbwarden_wire::frontend::{self, tag as fe};
+use dbwarden_wire::{ProtocolError, SqlState};
 use tokio::net::TcpStream;
 use tracing::Instrument;
 
@@ -19,10 +21,12 @@ use super::{auth, params};
 use crate::cancel::CancelKey;
 use crate::conn::Conn;
 use crate::error::SessionError;
-use crate::pools::checkout;
-use crate::relay::{relay, RelayEnd, Track};
+use crate::pools::{checkout, PoolEntry};
+use crate::relay::{relay, Act, Half, Hooks, RelayEnd};
 use crate::server::{send_cancel, ServerConn, ServerTarget};
 use crate::stream::{tune, Stream};
+use crate::txn::gucs::{sync_sql, valid_name, ClientGucs};
+use crate::txn::TxnClient;
 use crate::Shared;
 
 /// How long a reset query may take before the connection is closed instead.
@@ -83,53 +87,73 @@ async fn session(
                 ),
             )
         })??;
-    let Some((info, mut lease, cancel_key)) = login else {
+    let Some(LoggedIn {
+        info,
+        mode,
+        entry,
+        mut lease,
+        gucs,
+        cancel_key,
+    }) = login
+    else {
         return Ok(()); // a cancel request
     };
-    tracing::debug!(db = %info.database, user = %info.user, server.pid = lease.conn().pid(), "session started");
+    tracing::debug!(db = %info.database, user = %info.user, ?mode, "session started");
+
+    if mode == PoolMode::Transaction {
+        // The login's connection goes back at once; each transaction checks one out.
+        lease.release();
+        let tx = TxnClient {
+            gucs,
+            refuse_pins: config.pool.session_features == SessionFeatures::Refuse,
+            ..TxnClient::default()
+        };
+        return crate::txn::run(client, tx, entry, shared, config, &cancel_key).await;
+    }
 
     cancel_key.attach(Some(lease.conn().cancel.clone()));
-    let mut track = Track {
+    let server = lease.conn_mut();
+    let mut hooks = SessionHooks {
         pending: 0,
-        status: lease.conn().status,
+        status: server.status,
         params: Vec::new(),
     };
-    let client_seed = client.rbuf.split();
-    let server = lease.conn_mut();
-    let server_seed = server.conn.rbuf.split();
+    let max_message = config.proxy.max_message_size;
+    let (mut up, mut down) = (Half::new(max_message), Half::new(max_message));
+    up.seed(&client.rbuf.split());
+    down.seed(&server.conn.rbuf.split());
     let end = relay(
         &mut client.stream,
         &mut server.conn.stream,
-        &mut track,
-        config.proxy.max_message_size,
-        &client_seed,
-        &server_seed,
+        &mut up,
+        &mut down,
+        &mut hooks,
     )
     .await;
     cancel_key.attach(None);
-    for (k, v) in std::mem::take(&mut track.params) {
+    for (k, v) in std::mem::take(&mut hooks.params) {
         server.set_param(&k, &v);
     }
-    server.status = track.status;
-    tracing::debug!(?end, pending = track.pending, "relay ended");
+    server.status = hooks.status;
+    tracing::debug!(?end, pending = hooks.pending, "relay ended");
 
     match end {
-        RelayEnd::ClientTerminate | RelayEnd::ClientEof => {
-            release(lease, track.pending, shared, config).await;
+        RelayEnd::ClientTerminate | RelayEnd::ClientEof | RelayEnd::Done => {
+            finish_session(lease, hooks.pending, shared, config).await;
             Ok(())
         }
         RelayEnd::ClientGoneMidMessage => {
             // Resetting would append the reset query to the half message; close instead.
-            close_busy(lease, track.pending, shared);
+            close_busy(lease, hooks.pending, shared);
             Ok(())
         }
         RelayEnd::ClientIo(e) => {
             tracing::debug!(error = %e, "client connection failed");
-            release(lease, track.pending, shared, config).await;
+            finish_session(lease, hooks.pending, shared, config).await;
             Ok(())
         }
         RelayEnd::ClientProtocol(e) => {
-            close_busy(lease, track.pending, shared);
+            close_busy(lease, hooks.pending, shared);
             Err(SessionError::ClientProtocol(e))
         }
         RelayEnd::ServerEof => Ok(()),
@@ -138,7 +162,63 @@ async fn session(
     }
 }
 
-type LoggedIn = (StartupInfo, Lease<ServerConn>, CancelKey);
+/// Session mode only watches: ReadyForQuery status, what is outstanding, Terminate.
+struct SessionHooks {
+    /// Queries and Syncs sent that have not had their ReadyForQuery yet.
+    pending: u32,
+    status: TxStatus,
+    /// ParameterStatus reports seen on the way to the client.
+    params: Vec<(String, String)>,
+}
+
+impl Hooks for SessionHooks {
+    fn client_whole(&self, tag: u8) -> bool {
+        tag == fe::TERMINATE
+    }
+
+    fn server_whole(&self, tag: u8) -> bool {
+        tag == be::READY_FOR_QUERY || tag == be::PARAMETER_STATUS
+    }
+
+    fn client_frame(&mut self, tag: u8, _: &[u8], _: &mut BytesMut) -> Result<Act, ProtocolError> {
+        if tag == fe::TERMINATE {
+            return Ok(Act::Stop);
+        }
+        if frontend::expects_ready(tag) {
+            self.pending += 1;
+        }
+        Ok(Act::Forward)
+    }
+
+    fn server_frame(
+        &mut self,
+        tag: u8,
+        frame: &[u8],
+        _: &mut BytesMut,
+    ) -> Result<Act, ProtocolError> {
+        match tag {
+            be::READY_FOR_QUERY => {
+                self.status = backend::ready_status(&frame[5..])?;
+                self.pending = self.pending.saturating_sub(1);
+            }
+            be::PARAMETER_STATUS => {
+                let (k, v) = backend::parameter_status(&frame[5..])?;
+                self.params.push((k.to_owned(), v.to_owned()));
+            }
+            _ => {}
+        }
+        Ok(Act::Forward)
+    }
+}
+
+struct LoggedIn {
+    info: StartupInfo,
+    mode: PoolMode,
+    entry: Arc<PoolEntry>,
+    lease: Lease<ServerConn>,
+    gucs: ClientGucs,
+    cancel_key: CancelKey,
+}
 
 async fn login(
     client: &mut Conn,
@@ -182,20 +262,29 @@ async fn login(
     };
     let size = config.pool_size_for(&db, &info.user);
     let entry = shared.pools.get_or_create(&db, &server_user, size, target);
-    if db.mode != PoolMode::Session {
-        return Err(SessionError::refused(
-            SqlState::FEATURE_NOT_SUPPORTED,
-            "dbwarden: pool mode transaction is not available in this version",
-        ));
-    }
     let ctx = shared.server_ctx.load_full();
     let mut lease = checkout(&entry, &ctx, config.pool.query_wait_timeout).await?;
 
-    // Bring the server connection to the client's startup settings (only what differs).
-    let wanted = params::requested(&info.params);
+    // Bring the server connection to the client's startup settings (only what differs). In
+    // transaction mode this also checks them: a bad TimeZone fails the login, as it would
+    // on PostgreSQL, rather than some later transaction.
+    let gucs = ClientGucs::from_startup(&params::requested(&info.params));
+    if let Some(bad) = gucs.wanted.keys().find(|n| !valid_name(n)) {
+        return Err(SessionError::refused(
+            SqlState::PROTOCOL_VIOLATION,
+            format!("invalid configuration parameter name \"{bad}\""),
+        ));
+    }
     let server = lease.conn_mut();
-    let sql = params::sync_sql(&wanted, |n| server.param(n).map(str::to_owned))
-        .map_err(|m| SessionError::refused(SqlState::PROTOCOL_VIOLATION, m))?;
+    let sql = {
+        let params = &server.params;
+        sync_sql(&gucs, &mut server.gucs, |n| {
+            params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+        })
+    };
     if let Some(sql) = sql {
         if let Some(err) = server.run(&sql).await? {
             let code = SqlState::from_code(&err.code).unwrap_or(SqlState::PROTOCOL_VIOLATION);
@@ -211,11 +300,23 @@ async fn login(
     encode::backend_key_data(&mut client.wbuf, cancel_key.pid, &cancel_key.key);
     encode::ready_for_query(&mut client.wbuf, TxStatus::Idle);
     client.flush().await.map_err(SessionError::ClientIo)?;
-    Ok(Some((info, lease, cancel_key)))
+    Ok(Some(LoggedIn {
+        info,
+        mode: db.mode,
+        entry,
+        lease,
+        gucs,
+        cancel_key,
+    }))
 }
 
 /// Session over: reset the connection and return it, or close it when it is not clean.
-async fn release(mut lease: Lease<ServerConn>, pending: u32, shared: &Shared, config: &Config) {
+pub async fn finish_session(
+    mut lease: Lease<ServerConn>,
+    pending: u32,
+    shared: &Shared,
+    config: &Config,
+) {
     if pending > 0 {
         // The client left with a query still running: stop it, and do not reuse the connection.
         close_busy(lease, pending, shared);
@@ -232,7 +333,11 @@ async fn release(mut lease: Lease<ServerConn>, pending: u32, shared: &Shared, co
     let reset = &config.pool.reset_query;
     if !reset.is_empty() {
         match tokio::time::timeout(RESET_TIMEOUT, server.run(reset)).await {
-            Ok(Ok(None)) if server.status == TxStatus::Idle => {}
+            Ok(Ok(None)) if server.status == TxStatus::Idle => {
+                // DISCARD ALL (or the configured reset) took settings and statements with it.
+                server.gucs = Default::default();
+                server.statements.clear();
+            }
             outcome => {
                 tracing::warn!(
                     server.pid = server.pid(),
@@ -251,7 +356,7 @@ async fn release(mut lease: Lease<ServerConn>, pending: u32, shared: &Shared, co
 }
 
 /// Closes a server connection that may still be running something, cancelling the work first.
-fn close_busy(lease: Lease<ServerConn>, pending: u32, shared: &Shared) {
+pub fn close_busy(lease: Lease<ServerConn>, pending: u32, shared: &Shared) {
     if pending > 0 {
         let target = lease.conn().cancel.clone();
         let ctx = shared.server_ctx.load_full();

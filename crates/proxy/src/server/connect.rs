@@ -244,6 +244,8 @@ async fn login(
                         tls,
                     },
                     status,
+                    gucs: Default::default(),
+                    statements: Default::default(),
                 });
             }
             // NoticeResponse, NegotiateProtocolVersion: nothing to act on.

@@ -11,6 +11,8 @@ use dbwarden_wire::encode;
 
 use crate::conn::{Conn, ReadError};
 use crate::error::ServerError;
+use crate::txn::gucs::ServerGucs;
+use crate::txn::statements::ServerStatements;
 
 /// Where and how to send a CancelRequest for one server connection.
 #[derive(Clone, Debug)]
@@ -29,18 +31,15 @@ pub struct ServerConn {
     pub params: Vec<(String, String)>,
     pub cancel: CancelTarget,
     pub status: TxStatus,
+    /// Settings changed away from the login defaults (transaction mode keeps this exact).
+    pub gucs: ServerGucs,
+    /// Server-side prepared statements this connection holds (transaction mode).
+    pub statements: ServerStatements,
 }
 
 impl ServerConn {
     pub fn pid(&self) -> i32 {
         self.cancel.pid
-    }
-
-    pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
     }
 
     pub fn set_param(&mut self, name: &str, value: &str) {
@@ -80,6 +79,39 @@ impl ServerConn {
                     return Ok(error);
                 }
                 // Row data, notices and command tags of control statements are not for anyone.
+                _ => {}
+            }
+        }
+    }
+}
+
+impl ServerConn {
+    /// Runs a query that returns one row and gives its columns as text (`None` for NULL).
+    pub async fn fetch_row(&mut self, sql: &str) -> Result<Vec<Option<String>>, ServerError> {
+        encode::query(&mut self.conn.wbuf, sql);
+        self.conn.flush().await?;
+        let mut row = Vec::new();
+        let mut error = None;
+        loop {
+            let frame = self.conn.read_frame().await.map_err(read_err)?;
+            match frame.tag() {
+                tag::DATA_ROW => row = backend::data_row(frame.body())?,
+                tag::ERROR_RESPONSE => error = Some(backend::error_fields(frame.body())?),
+                tag::PARAMETER_STATUS => {
+                    let (k, v) = backend::parameter_status(frame.body())?;
+                    let (k, v) = (k.to_owned(), v.to_owned());
+                    self.set_param(&k, &v);
+                }
+                tag::READY_FOR_QUERY => {
+                    self.status = backend::ready_status(frame.body())?;
+                    return match error {
+                        None => Ok(row),
+                        Some(fields) => Err(ServerError::Rejected {
+                            addr: self.cancel.addr.to_string(),
+                            fields,
+                        }),
+                    };
+                }
                 _ => {}
             }
         }

@@ -1,0 +1,180 @@
+//! Transaction pooling: a server connection is held from a transaction's first message until
+//! ReadyForQuery says idle with nothing outstanding, then goes back to the pool. Settings and
+//! named prepared statements follow the client across connections (see `gucs`, `statements`,
+//! `tracker`); session-only features pin the client to its connection.
+
+pub mod gucs;
+pub mod statements;
+mod tracker;
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use dbwarden_config::Config;
+use dbwarden_wire::backend::TxStatus;
+use dbwarden_wire::encode;
+
+use crate::cancel::CancelKey;
+use crate::conn::Conn;
+use crate::error::{ServerError, SessionError};
+use crate::pools::{checkout, PoolEntry};
+use crate::relay::{relay, Half, RelayEnd};
+use crate::server::ServerConn;
+use crate::Shared;
+
+pub use tracker::TxnClient;
+use tracker::{Followup, TxnHooks};
+
+/// Runs a logged-in client in transaction mode until it leaves.
+pub async fn run(
+    client: &mut Conn,
+    mut tx: TxnClient,
+    entry: Arc<PoolEntry>,
+    shared: &Arc<Shared>,
+    config: &Config,
+    cancel_key: &CancelKey,
+) -> Result<(), SessionError> {
+    let max_message = config.proxy.max_message_size;
+    let max_prepared = config.pool.max_prepared_statements as usize;
+    let mut up = Half::new(max_message);
+    up.seed(&client.rbuf.split());
+    let mut down = Half::new(max_message);
+    loop {
+        // Idle: no server connection until the client sends something.
+        if up.is_empty() {
+            match up.fill(&mut client.stream).await {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(SessionError::ClientIo(e)),
+            }
+        }
+        if up.starts_with_terminate() {
+            return Ok(());
+        }
+        let ctx = shared.server_ctx.load_full();
+        let mut lease = checkout(&entry, &ctx, config.pool.query_wait_timeout).await?;
+        let server = lease.conn_mut();
+        let sync = {
+            let params = &server.params;
+            gucs::sync_sql(&tx.gucs, &mut server.gucs, |n| {
+                params
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                    .map(|(_, v)| v.clone())
+            })
+        };
+        let mut hooks = TxnHooks::new(
+            &mut tx,
+            &mut server.statements,
+            &shared.statements,
+            max_prepared,
+            server.status,
+        );
+        if let Some(sql) = sync {
+            // Sent ahead of the client's messages in the same write: no extra round trip.
+            let mut q = BytesMut::new();
+            encode::query(&mut q, &sql);
+            up.insert_front(&q);
+            hooks.expect_internal();
+        }
+        cancel_key.attach(Some(server.cancel.clone()));
+        let end = relay(
+            &mut client.stream,
+            &mut server.conn.stream,
+            &mut up,
+            &mut down,
+            &mut hooks,
+        )
+        .await;
+        cancel_key.attach(None);
+        let (status, outstanding) = (hooks.status, hooks.outstanding());
+        let followup = std::mem::take(&mut hooks.followup);
+        drop(hooks);
+        server.status = status;
+        for (k, v) in &followup.reported {
+            server.set_param(k, v);
+        }
+        if let Some(reason) = followup.newly_pinned {
+            tracing::info!(
+                reason,
+                "client pinned to its server connection for the rest of the session"
+            );
+        }
+        down.clear();
+        match end {
+            RelayEnd::Done => {
+                if followup.internal_failed {
+                    continue; // dropping the lease closes a connection in an unknown state
+                }
+                match settle(lease.conn_mut(), &mut tx, &followup).await {
+                    Ok(()) => lease.release(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading settings back failed; closing the server connection")
+                    }
+                }
+            }
+            RelayEnd::ClientTerminate | RelayEnd::ClientEof | RelayEnd::ClientIo(_) => {
+                if tx.pinned.is_some() || outstanding || status != TxStatus::Idle {
+                    crate::client::finish_session(lease, u32::from(outstanding), shared, config)
+                        .await;
+                } else {
+                    let _ = settle(lease.conn_mut(), &mut tx, &followup).await;
+                    lease.release();
+                }
+                return Ok(());
+            }
+            RelayEnd::ClientGoneMidMessage => {
+                crate::client::close_busy(lease, 1, shared);
+                return Ok(());
+            }
+            RelayEnd::ClientProtocol(e) => {
+                crate::client::close_busy(lease, u32::from(outstanding), shared);
+                return Err(SessionError::ClientProtocol(e));
+            }
+            RelayEnd::ServerEof => return Ok(()),
+            RelayEnd::ServerIo(e) => return Err(ServerError::Io(e).into()),
+            RelayEnd::ServerProtocol(e) => return Err(ServerError::Protocol(e).into()),
+        }
+    }
+}
+
+/// After a transaction that changed settings: read the effective values back from the
+/// server (this is right after COMMIT, ROLLBACK, SET LOCAL and errors alike) and make them
+/// the client's; a RESET goes back to the client's startup value, as PostgreSQL does.
+async fn settle(
+    server: &mut ServerConn,
+    tx: &mut TxnClient,
+    f: &Followup,
+) -> Result<(), ServerError> {
+    let mut names: Vec<String> = f.touched.iter().map(|n| gucs::key(n)).collect();
+    if f.touched_all {
+        names.extend(server.gucs.changed.keys().cloned());
+        names.extend(tx.gucs.startup.keys().cloned());
+        names.extend(tx.gucs.wanted.keys().cloned());
+    }
+    names.retain(|n| gucs::valid_name(n));
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let values = server.fetch_row(&gucs::fetch_sql(&names)).await?;
+    for (name, value) in names.into_iter().zip(values) {
+        let was_reset = f.touched_all || f.reset.iter().any(|r| gucs::key(r) == name);
+        match value {
+            None => {
+                tx.gucs.wanted.remove(&name);
+                server.gucs.changed.remove(&name);
+            }
+            Some(v) => {
+                let wanted = match tx.gucs.startup.get(&name) {
+                    Some(s) if was_reset => s.clone(),
+                    _ => v.clone(),
+                };
+                server.gucs.changed.insert(name.clone(), v);
+                tx.gucs.wanted.insert(name, wanted);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,494 @@
+//! The transaction-mode view of the two byte streams.
+//!
+//! Client messages are looked at one by one: named statements are renamed to their
+//! server-side names (and prepared on this server connection first when it lacks them),
+//! statements that change session state are noted. Every message that the server answers is
+//! queued with what its answer looks like, so that answers the proxy makes up (ParseComplete
+//! for a statement the connection already has, CloseComplete for a client-side Close) are
+//! slotted in at exactly the place the server would have sent them, and answers to the proxy's
+//! own messages are swallowed. The queue also tells when the transaction is over: a
+//! ReadyForQuery that says idle with nothing else outstanding.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::{BufMut, BytesMut};
+use dbwarden_wire::backend::{self, tag as be, TxStatus};
+use dbwarden_wire::encode::{self, Severity};
+use dbwarden_wire::frontend::{self, tag as fe};
+use dbwarden_wire::{ProtocolError, SqlState};
+
+use super::gucs::ClientGucs;
+use super::statements::{ServerStatements, Statement, StatementCache};
+use crate::relay::{Act, Hooks};
+use crate::sql::{analyze, may_touch_session, Effect};
+
+/// What the server (or the proxy) owes the client for one message, in order.
+#[derive(Debug)]
+enum Expect {
+    Parse(Option<(String, Arc<Statement>)>),
+    Bind,
+    Describe,
+    Execute,
+    Close,
+    Sync,
+    /// A simple Query or FunctionCall: answered up to its ReadyForQuery.
+    Query,
+    SynthParse,
+    SynthClose,
+    /// A refused Query: ErrorResponse then ReadyForQuery, made by the proxy.
+    SynthRefusal(String),
+    SwallowParse(Arc<Statement>),
+    SwallowClose,
+    /// The proxy's own simple query (settings sync): swallowed through its ReadyForQuery.
+    Internal,
+}
+
+impl Expect {
+    fn synthetic(&self) -> bool {
+        matches!(
+            self,
+            Expect::SynthParse | Expect::SynthClose | Expect::SynthRefusal(_)
+        )
+    }
+}
+
+/// A client's state that outlives any one server connection.
+#[derive(Default)]
+pub struct TxnClient {
+    pub gucs: ClientGucs,
+    pub statements: HashMap<String, Arc<Statement>>,
+    /// Why the client is bound to its server connection for good, once it is.
+    pub pinned: Option<&'static str>,
+    /// Refuse session-only features instead of pinning.
+    pub refuse_pins: bool,
+}
+
+/// What a transaction did that the session must follow up on once it ends.
+#[derive(Default, Debug)]
+pub struct Followup {
+    /// Settings the client's statements changed: re-read them from the server.
+    pub touched: Vec<String>,
+    pub touched_all: bool,
+    /// Names that a RESET sent back to their defaults.
+    pub reset: Vec<String>,
+    /// ParameterStatus reports seen.
+    pub reported: Vec<(String, String)>,
+    /// The proxy's own sync query failed: the connection's state is unknown.
+    pub internal_failed: bool,
+    /// A pin happened in this transaction (first time only), for logging.
+    pub newly_pinned: Option<&'static str>,
+}
+
+pub struct TxnHooks<'a> {
+    queue: VecDeque<Expect>,
+    skipping: bool,
+    pub status: TxStatus,
+    client: &'a mut TxnClient,
+    server_statements: &'a mut ServerStatements,
+    cache: &'a StatementCache,
+    max_prepared: usize,
+    pub followup: Followup,
+}
+
+impl<'a> TxnHooks<'a> {
+    pub fn new(
+        client: &'a mut TxnClient,
+        server_statements: &'a mut ServerStatements,
+        cache: &'a StatementCache,
+        max_prepared: usize,
+        status: TxStatus,
+    ) -> Self {
+        TxnHooks {
+            queue: VecDeque::new(),
+            skipping: false,
+            status,
+            client,
+            server_statements,
+            cache,
+            max_prepared,
+            followup: Followup::default(),
+        }
+    }
+
+    /// Notes that the proxy sent a query of its own ahead of the client's messages.
+    pub fn expect_internal(&mut self) {
+        self.queue.push_back(Expect::Internal);
+    }
+
+    /// Whether the server still owes answers (the connection cannot be given back yet).
+    pub fn outstanding(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    fn pin(&mut self, reason: &'static str) {
+        if self.client.pinned.is_none() {
+            self.client.pinned = Some(reason);
+            self.followup.newly_pinned = Some(reason);
+        }
+    }
+
+    /// Follows what a statement does to the session. Returns a refusal when the statement
+    /// needs a pin, pins are refused and the caller `can_refuse` the message.
+    fn inspect(&mut self, sql: &str, can_refuse: bool) -> Option<String> {
+        if !may_touch_session(sql) {
+            return None;
+        }
+        for effect in analyze(sql) {
+            match effect {
+                Effect::Set(n) | Effect::SetConfig(n) => self.followup.touched.push(n),
+                Effect::Reset(n) => {
+                    self.followup.reset.push(n.clone());
+                    self.followup.touched.push(n);
+                }
+                Effect::ResetAll => self.followup.touched_all = true,
+                Effect::DiscardAll => {
+                    self.followup.touched_all = true;
+                    self.client.statements.clear();
+                    self.server_statements.clear();
+                }
+                Effect::DeallocateAll => {
+                    self.client.statements.clear();
+                    self.server_statements.clear();
+                }
+                Effect::Prepare(_) => {
+                    if let Some(refusal) = self.pin_or_refuse("SQL PREPARE", can_refuse) {
+                        return Some(refusal);
+                    }
+                }
+                Effect::Deallocate(_) | Effect::Execute(_) => {}
+                Effect::Pin(reason) => {
+                    if let Some(refusal) = self.pin_or_refuse(reason, can_refuse) {
+                        return Some(refusal);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn pin_or_refuse(&mut self, reason: &'static str, can_refuse: bool) -> Option<String> {
+        if self.client.pinned.is_some() {
+            return None;
+        }
+        if self.client.refuse_pins && can_refuse {
+            return Some(format!(
+                "dbwarden: {reason} needs a dedicated server connection, and this pool refuses to pin (pool.session_features = \"refuse\")"
+            ));
+        }
+        self.pin(reason);
+        None
+    }
+
+    /// Makes sure this server connection has `stmt`, preparing it ahead of the current
+    /// message when not (its ParseComplete is swallowed).
+    fn ensure_prepared(&mut self, stmt: &Arc<Statement>, inject: &mut BytesMut) {
+        if self.server_statements.contains_and_touch(stmt) {
+            return;
+        }
+        self.evict_for_room(stmt.clone(), inject);
+        parse_frame(inject, &stmt.server_name, &stmt.body);
+        self.queue.push_back(Expect::SwallowParse(stmt.clone()));
+    }
+
+    fn evict_for_room(&mut self, stmt: Arc<Statement>, inject: &mut BytesMut) {
+        if let Some(old) = self.server_statements.insert(stmt, self.max_prepared) {
+            close_frame(inject, &old.server_name);
+            self.queue.push_back(Expect::SwallowClose);
+        }
+    }
+
+    fn client_parse(&mut self, frame: &[u8], inject: &mut BytesMut) -> Result<Act, ProtocolError> {
+        let body = &frame[5..];
+        let (name, sql) = frontend::parse_names(body)?;
+        // A refused Parse would leave the server running the Bind/Execute that follow it
+        // against whatever statement it has, so a Parse pins even where pins are refused.
+        self.inspect(sql, false);
+        if name.is_empty() {
+            self.queue.push_back(Expect::Parse(None));
+            return Ok(Act::Forward);
+        }
+        let rest = &body[name.len() + 1..];
+        let stmt = self.cache.intern(rest);
+        self.client.statements.insert(name.to_owned(), stmt.clone());
+        if self.server_statements.contains_and_touch(&stmt) {
+            self.queue.push_back(Expect::SynthParse);
+            return Ok(Act::Drop);
+        }
+        self.evict_for_room(stmt.clone(), inject);
+        parse_frame(inject, &stmt.server_name, &stmt.body);
+        self.queue
+            .push_back(Expect::Parse(Some((name.to_owned(), stmt))));
+        Ok(Act::Drop)
+    }
+
+    fn client_bind(&mut self, frame: &[u8], inject: &mut BytesMut) -> Result<Act, ProtocolError> {
+        let body = &frame[5..];
+        let (portal, name) = frontend::bind_names(body)?;
+        self.queue.push_back(Expect::Bind);
+        let Some(stmt) = self.client.statements.get(name).cloned() else {
+            // Unnamed, or unknown (the server answers "does not exist" itself).
+            return Ok(Act::Forward);
+        };
+        self.queue.pop_back();
+        self.ensure_prepared(&stmt, inject);
+        self.queue.push_back(Expect::Bind);
+        let rest = &body[portal.len() + 1 + name.len() + 1..];
+        let start = inject.len();
+        inject.put_u8(fe::BIND);
+        inject.put_u32(0);
+        inject.put_slice(portal.as_bytes());
+        inject.put_u8(0);
+        inject.put_slice(stmt.server_name.as_bytes());
+        inject.put_u8(0);
+        inject.put_slice(rest);
+        patch_len(inject, start);
+        Ok(Act::Drop)
+    }
+
+    fn client_describe(
+        &mut self,
+        frame: &[u8],
+        inject: &mut BytesMut,
+    ) -> Result<Act, ProtocolError> {
+        let (kind, name) = frontend::target(&frame[5..])?;
+        let stmt = match kind {
+            b'S' => self.client.statements.get(name).cloned(),
+            _ => None,
+        };
+        let Some(stmt) = stmt else {
+            self.queue.push_back(Expect::Describe);
+            return Ok(Act::Forward);
+        };
+        self.ensure_prepared(&stmt, inject);
+        self.queue.push_back(Expect::Describe);
+        let start = inject.len();
+        inject.put_u8(fe::DESCRIBE);
+        inject.put_u32(0);
+        inject.put_u8(b'S');
+        inject.put_slice(stmt.server_name.as_bytes());
+        inject.put_u8(0);
+        patch_len(inject, start);
+        Ok(Act::Drop)
+    }
+
+    fn client_close(&mut self, frame: &[u8]) -> Result<Act, ProtocolError> {
+        let (kind, name) = frontend::target(&frame[5..])?;
+        if kind == b'S' && !name.is_empty() {
+            // The server-side statement stays for other clients; only the client's name goes.
+            self.client.statements.remove(name);
+            self.queue.push_back(Expect::SynthClose);
+            return Ok(Act::Drop);
+        }
+        self.queue.push_back(Expect::Close);
+        Ok(Act::Forward)
+    }
+
+    /// Emits (or, after an error, discards) the made-up answers at the head of the queue.
+    fn emit_synthetic(&mut self, inject: &mut BytesMut) {
+        while let Some(head) = self.queue.front() {
+            if self.skipping && !matches!(head, Expect::Sync) {
+                // The server discards every message up to Sync after an error; so do we.
+                if let Some(Expect::Parse(Some((name, stmt)))) = self.queue.pop_front() {
+                    self.forget_failed_parse(&name, &stmt);
+                }
+                continue;
+            }
+            if !head.synthetic() {
+                return;
+            }
+            match self.queue.pop_front() {
+                Some(Expect::SynthParse) => complete(inject, be::PARSE_COMPLETE),
+                Some(Expect::SynthClose) => complete(inject, be::CLOSE_COMPLETE),
+                Some(Expect::SynthRefusal(message)) => {
+                    encode::error_response(
+                        inject,
+                        Severity::Error,
+                        SqlState::FEATURE_NOT_SUPPORTED,
+                        &message,
+                    );
+                    encode::ready_for_query(inject, self.status);
+                }
+                _ => unreachable!("only synthetic entries reach here"),
+            }
+        }
+    }
+
+    fn forget_failed_parse(&mut self, name: &str, stmt: &Arc<Statement>) {
+        self.server_statements.remove(stmt);
+        if self
+            .client
+            .statements
+            .get(name)
+            .is_some_and(|s| Arc::ptr_eq(s, stmt))
+        {
+            self.client.statements.remove(name);
+        }
+    }
+
+    fn ready(&mut self, frame: &[u8]) -> Result<Act, ProtocolError> {
+        self.status = backend::ready_status(&frame[5..])?;
+        self.skipping = false;
+        if self.queue.is_empty() && self.status == TxStatus::Idle && self.client.pinned.is_none() {
+            Ok(Act::ForwardStop)
+        } else {
+            Ok(Act::Forward)
+        }
+    }
+}
+
+fn patch_len(buf: &mut BytesMut, start: usize) {
+    let len = (buf.len() - start - 1) as u32;
+    buf[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
+}
+
+fn parse_frame(buf: &mut BytesMut, name: &str, body: &[u8]) {
+    let start = buf.len();
+    buf.put_u8(fe::PARSE);
+    buf.put_u32(0);
+    buf.put_slice(name.as_bytes());
+    buf.put_u8(0);
+    buf.put_slice(body);
+    patch_len(buf, start);
+}
+
+fn close_frame(buf: &mut BytesMut, name: &str) {
+    let start = buf.len();
+    buf.put_u8(fe::CLOSE);
+    buf.put_u32(0);
+    buf.put_u8(b'S');
+    buf.put_slice(name.as_bytes());
+    buf.put_u8(0);
+    patch_len(buf, start);
+}
+
+fn complete(buf: &mut BytesMut, tag: u8) {
+    buf.put_u8(tag);
+    buf.put_u32(4);
+}
+
+impl Hooks for TxnHooks<'_> {
+    fn client_whole(&self, tag: u8) -> bool {
+        // CopyData can be any size and needs no looking at; everything else is small.
+        tag != fe::COPY_DATA
+    }
+
+    fn server_whole(&self, tag: u8) -> bool {
+        tag != be::DATA_ROW && tag != be::COPY_DATA
+    }
+
+    fn client_frame(
+        &mut self,
+        tag: u8,
+        frame: &[u8],
+        inject: &mut BytesMut,
+    ) -> Result<Act, ProtocolError> {
+        match tag {
+            fe::QUERY => {
+                let sql = frontend::query_text(&frame[5..])?;
+                if let Some(refusal) = self.inspect(sql, true) {
+                    self.queue.push_back(Expect::SynthRefusal(refusal));
+                    return Ok(Act::Drop);
+                }
+                self.queue.push_back(Expect::Query);
+                Ok(Act::Forward)
+            }
+            fe::PARSE => self.client_parse(frame, inject),
+            fe::BIND => self.client_bind(frame, inject),
+            fe::DESCRIBE => self.client_describe(frame, inject),
+            fe::CLOSE => self.client_close(frame),
+            fe::EXECUTE => {
+                self.queue.push_back(Expect::Execute);
+                Ok(Act::Forward)
+            }
+            fe::SYNC => {
+                self.queue.push_back(Expect::Sync);
+                Ok(Act::Forward)
+            }
+            fe::FUNCTION_CALL => {
+                self.queue.push_back(Expect::Query);
+                Ok(Act::Forward)
+            }
+            fe::TERMINATE => Ok(Act::Stop),
+            _ => Ok(Act::Forward),
+        }
+    }
+
+    fn server_frame(
+        &mut self,
+        tag: u8,
+        frame: &[u8],
+        inject: &mut BytesMut,
+    ) -> Result<Act, ProtocolError> {
+        self.emit_synthetic(inject);
+        if tag == be::PARAMETER_STATUS {
+            let (k, v) = backend::parameter_status(&frame[5..])?;
+            self.followup.reported.push((k.to_owned(), v.to_owned()));
+            let ours = matches!(self.queue.front(), Some(Expect::Internal));
+            return Ok(if ours { Act::Drop } else { Act::Forward });
+        }
+        if matches!(tag, be::NOTICE_RESPONSE | be::NOTIFICATION_RESPONSE) {
+            let ours = matches!(self.queue.front(), Some(Expect::Internal));
+            return Ok(if ours { Act::Drop } else { Act::Forward });
+        }
+        let Some(head) = self.queue.front() else {
+            // Unsolicited (a FATAL before the server closes): the client should see it.
+            if tag == be::READY_FOR_QUERY {
+                return self.ready(frame);
+            }
+            return Ok(Act::Forward);
+        };
+        let act = match (head, tag) {
+            (Expect::Internal, be::READY_FOR_QUERY) => {
+                self.queue.pop_front();
+                self.status = backend::ready_status(&frame[5..])?;
+                Act::Drop
+            }
+            (Expect::Internal, be::ERROR_RESPONSE) => {
+                let e = backend::error_fields(&frame[5..])?;
+                tracing::warn!(code = %e.code, message = %e.message, "settings sync failed");
+                self.followup.internal_failed = true;
+                Act::Drop
+            }
+            (Expect::Internal, _) => Act::Drop,
+            (Expect::SwallowParse(_), be::PARSE_COMPLETE)
+            | (Expect::SwallowClose, be::CLOSE_COMPLETE) => {
+                self.queue.pop_front();
+                Act::Drop
+            }
+            (Expect::Sync | Expect::Query, be::READY_FOR_QUERY) => {
+                self.queue.pop_front();
+                return self.ready(frame);
+            }
+            (Expect::Query, _) => Act::Forward,
+            (_, be::ERROR_RESPONSE) => {
+                match self.queue.pop_front() {
+                    Some(Expect::Parse(Some((name, stmt)))) => {
+                        self.forget_failed_parse(&name, &stmt)
+                    }
+                    Some(Expect::SwallowParse(stmt)) => self.server_statements.remove(&stmt),
+                    _ => {}
+                }
+                self.skipping = true;
+                Act::Forward
+            }
+            (Expect::Parse(_), be::PARSE_COMPLETE)
+            | (Expect::Bind, be::BIND_COMPLETE)
+            | (Expect::Close, be::CLOSE_COMPLETE)
+            | (Expect::Describe, be::ROW_DESCRIPTION | be::NO_DATA)
+            | (
+                Expect::Execute,
+                be::COMMAND_COMPLETE | be::EMPTY_QUERY_RESPONSE | be::PORTAL_SUSPENDED,
+            ) => {
+                self.queue.pop_front();
+                Act::Forward
+            }
+            _ => Act::Forward,
+        };
+        Ok(act)
+    }
+
+    fn server_at_rest(&mut self, inject: &mut BytesMut) {
+        self.emit_synthetic(inject);
+    }
+}
