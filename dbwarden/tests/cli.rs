@@ -1,0 +1,391 @@
+//! The `dbwarden` binary as users run it: check-config, the proxy as a child process (flags,
+//! config file, SIGHUP, SIGTERM) and the demo.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use dbwarden_config::{Config, REDACTED};
+use dbwarden_testkit::{HbaAuth, PgCluster, PgOptions};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dbwarden");
+const USER: &str = "app";
+const PASSWORD: &str = "app-secret";
+const DB: &str = "clidb";
+/// Generous bound for anything the binary should do promptly; only reached on a hang.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn dbwarden() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("DBWARDEN_UPSTREAM")
+        .env("DBWARDEN_LOG", "info")
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true);
+    cmd
+}
+
+fn example_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../dbwarden.example.toml")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A port nobody listens on right now (the binary is told to listen there).
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+async fn cluster() -> PgCluster {
+    tokio::task::spawn_blocking(|| {
+        let pg = PgCluster::start_with(PgOptions {
+            auth: HbaAuth::Scram,
+            users: vec![(USER.into(), PASSWORD.into())],
+            ..PgOptions::default()
+        })
+        .expect("start PostgreSQL");
+        pg.psql("postgres", &format!("CREATE DATABASE {DB} OWNER {USER}"))
+            .expect("create database");
+        pg
+    })
+    .await
+    .unwrap()
+}
+
+fn upstream_url(pg: &PgCluster) -> String {
+    format!("postgres://{USER}:{PASSWORD}@{}:{}", pg.host(), pg.port())
+}
+
+async fn connect(addr: SocketAddr) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let conn_str = format!(
+        "host={} port={} user={USER} password={PASSWORD} dbname={DB}",
+        addr.ip(),
+        addr.port()
+    );
+    let (client, conn) = tokio_postgres::connect(&conn_str, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+async fn query_int(c: &tokio_postgres::Client, sql: &str) -> i32 {
+    c.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+/// `dbwarden proxy` running as a child process, with its log lines collected.
+struct ProxyProcess {
+    child: Child,
+    addr: SocketAddr,
+    lines: mpsc::UnboundedReceiver<String>,
+    seen: Vec<String>,
+}
+
+impl ProxyProcess {
+    /// Starts `dbwarden proxy ARGS --listen ADDR` and waits until it says it is listening.
+    async fn start(args: &[&str]) -> ProxyProcess {
+        let addr = free_addr();
+        let mut child = dbwarden()
+            .arg("proxy")
+            .args(args)
+            .args(["--listen", &addr.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn dbwarden proxy");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut proxy = ProxyProcess {
+            child,
+            addr,
+            lines,
+            seen: Vec::new(),
+        };
+        proxy.wait_log("dbwarden proxy listening").await;
+        proxy
+    }
+
+    /// The next log line containing `needle`; panics with the log so far if none comes.
+    async fn wait_log(&mut self, needle: &str) -> String {
+        let found = timeout(PATIENCE, async {
+            while let Some(line) = self.lines.recv().await {
+                self.seen.push(line.clone());
+                if line.contains(needle) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(line)) => line,
+            _ => panic!(
+                "no log line with {needle:?}; the proxy logged:\n{}",
+                self.seen.join("\n")
+            ),
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("the proxy is running").to_string();
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+
+    /// SIGTERM, then the exit status.
+    async fn terminate(mut self) -> ExitStatus {
+        self.signal("TERM");
+        match timeout(PATIENCE, self.child.wait()).await {
+            Ok(status) => status.unwrap(),
+            Err(_) => panic!(
+                "the proxy did not exit after SIGTERM; it logged:\n{}",
+                self.seen.join("\n")
+            ),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_prints_the_effective_example_config() {
+    let example = example_config();
+    let out = dbwarden()
+        .arg("check-config")
+        .arg(&example)
+        .output()
+        .await
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "check-config failed: {}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains("OK"), "{}", text(&out.stderr));
+
+    // The output is a complete config that reads back to the same settings, secrets hidden.
+    let printed = Config::from_toml_str(&stdout).expect("the effective config is valid TOML");
+    let original = Config::load(&example).unwrap();
+    assert_eq!(printed.proxy, original.proxy);
+    assert_eq!(printed.pool, original.pool);
+    assert_eq!(printed.auth, original.auth);
+    assert_eq!(
+        printed.databases.keys().collect::<Vec<_>>(),
+        original.databases.keys().collect::<Vec<_>>()
+    );
+    assert!(printed
+        .users
+        .iter()
+        .all(|u| u.password.as_deref() == Some(REDACTED)));
+    assert!(!stdout.contains("ops-secret") && !stdout.contains("reporter-secret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_names_an_unknown_field_and_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "[proxy]\nlisten = \"127.0.0.1:6432\"\n\n[pool]\nsize = 5\nmax_size = 9\n",
+    )
+    .unwrap();
+    let out = dbwarden()
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("max_size") && stderr.contains("line 6"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing printed for a bad config");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_config_proxy_serves_clients_and_stops_on_sigterm() {
+    let pg = cluster().await;
+    let url = upstream_url(&pg);
+    let proxy = ProxyProcess::start(&["--upstream", &url, "--pool-size", "3"]).await;
+
+    let first = connect(proxy.addr).await.unwrap();
+    let db: String = first
+        .query_one("SELECT current_database()::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(db, DB);
+    let stmt = first.prepare("SELECT $1::int * 2").await.unwrap();
+    let n: i32 = first.query_one(&stmt, &[&21i32]).await.unwrap().get(0);
+    assert_eq!(n, 42);
+
+    // --pool-size 3: three sessions hold all server connections, a fourth waits for one.
+    let mut held = vec![first];
+    for _ in 0..2 {
+        held.push(connect(proxy.addr).await.unwrap());
+    }
+    let addr = proxy.addr;
+    let waiting = tokio::spawn(async move { connect(addr).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a fourth session got in past pool size 3"
+    );
+    let servers = pg
+        .psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{DB}'"),
+        )
+        .unwrap();
+    assert_eq!(servers, "3");
+    held.pop();
+    let fourth = timeout(PATIENCE, waiting)
+        .await
+        .expect("the waiting session gets the freed connection")
+        .unwrap()
+        .unwrap();
+    assert_eq!(query_int(&fourth, "SELECT 4").await, 4);
+    drop(fourth);
+    drop(held);
+
+    let status = proxy.terminate().await;
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM");
+}
+
+/// A config file for `pg`: pool size 10 everywhere, a short checkout wait.
+fn write_config(path: &Path, pg: &PgCluster) {
+    let toml = format!(
+        r#"
+[proxy]
+shutdown_timeout = "2s"
+
+[pool]
+size = 10
+query_wait_timeout = "1s"
+
+[auth]
+method = "scram-sha-256"
+
+[[users]]
+name = "{USER}"
+password = "{PASSWORD}"
+
+[databases."*"]
+host = "{host}"
+port = {port}
+pool_size = 10
+"#,
+        host = pg.host(),
+        port = pg.port()
+    );
+    std::fs::write(path, toml).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_size_flag_overrides_the_config_file() {
+    let pg = cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dbwarden.toml");
+    write_config(&file, &pg);
+    let proxy =
+        ProxyProcess::start(&["--config", file.to_str().unwrap(), "--pool-size", "2"]).await;
+
+    let a = connect(proxy.addr).await.unwrap();
+    let b = connect(proxy.addr).await.unwrap();
+    assert_eq!(
+        query_int(&a, "SELECT 1").await + query_int(&b, "SELECT 1").await,
+        2
+    );
+    // The file says 10 (pool.size and the database's pool_size); the flag says 2, and the
+    // file's 1 s query_wait_timeout still applies.
+    let Err(err) = connect(proxy.addr).await else {
+        panic!("a third session got a server connection past --pool-size 2");
+    };
+    let db_err = err.as_db_error().expect("the proxy's error");
+    assert_eq!(db_err.code().code(), "57014", "{}", db_err.message());
+    assert!(
+        db_err.message().contains("query_wait_timeout") && db_err.message().contains("pool size 2"),
+        "{}",
+        db_err.message()
+    );
+    drop((a, b));
+    let status = proxy.terminate().await;
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_with_a_broken_config_keeps_the_proxy_serving() {
+    let pg = cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dbwarden.toml");
+    write_config(&file, &pg);
+    let mut proxy = ProxyProcess::start(&["--config", file.to_str().unwrap()]).await;
+    let before = connect(proxy.addr).await.unwrap();
+    assert_eq!(query_int(&before, "SELECT 1").await, 1);
+
+    std::fs::write(&file, "[pool]\nsize = 2\nbogus_setting = true\n").unwrap();
+    proxy.signal("HUP");
+    let line = proxy.wait_log("reload rejected").await;
+    assert!(line.contains("bogus_setting"), "{line}");
+
+    // The old config is still in force: the open session and new ones work.
+    assert_eq!(query_int(&before, "SELECT 2").await, 2);
+    let after = connect(proxy.addr).await.unwrap();
+    assert_eq!(query_int(&after, "SELECT 3").await, 3);
+
+    // A good file is taken on the next SIGHUP.
+    write_config(&file, &pg);
+    proxy.signal("HUP");
+    proxy.wait_log("config reloaded").await;
+    let again = connect(proxy.addr).await.unwrap();
+    assert_eq!(query_int(&again, "SELECT 4").await, 4);
+    drop((before, after, again));
+    let status = proxy.terminate().await;
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_once_runs_the_workload_and_exits() {
+    let out = timeout(
+        Duration::from_secs(180),
+        dbwarden().args(["demo", "--once"]).output(),
+    )
+    .await
+    .expect("demo --once finishes")
+    .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("What happened"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("psql \"postgres://")),
+        "{stdout}"
+    );
+    assert!(stdout.contains(", 0 client errors"), "{stdout}");
+}
