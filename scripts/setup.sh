@@ -39,6 +39,7 @@ fi
 if [ "$what" != demo ]; then
   py_missing=()
   python3 -c 'import psycopg' 2>/dev/null || py_missing+=("psycopg[binary]")
+  python3 -c 'import asyncpg' 2>/dev/null || py_missing+=("asyncpg")
   if [ ${#py_missing[@]} -gt 0 ]; then
     echo "setup: installing Python packages: ${py_missing[*]}"
     pip3 install -q "${py_missing[@]}" 2>/dev/null \
