@@ -293,7 +293,8 @@ fn pump<H: Hooks>(
         scan(h, hooks, up).map_err(Fail::SrcProtocol)?;
         if h.eof {
             // Whatever the peer sent before closing still goes through, scanned or not.
-            h.cut = h.mid_message();
+            // Sticky: once the cut bytes are forced through, the half looks clean again.
+            h.cut |= h.mid_message();
             h.scanned = h.end;
         }
         if h.scanned != before {
