@@ -109,6 +109,9 @@ pub fn run(args: ProxyArgs) -> i32 {
 async fn serve(config: Config, args: ProxyArgs) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let listener = dbwarden_proxy::bind(&config.proxy.listen).await?;
+    if let Some(admin) = &config.proxy.admin_listen {
+        tracing::warn!(admin_listen = %admin, "admin_listen is validated but not served yet: the HTTP admin listener (health, metrics, dashboard) is not part of this version");
+    }
     let proxy = dbwarden_proxy::Proxy::new(config.clone())?;
     tracing::info!(listen = %config.proxy.listen, pools = config.databases.len(), mode = ?config.pool.mode, "dbwarden proxy listening");
 

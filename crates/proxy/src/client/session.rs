@@ -25,7 +25,7 @@ use crate::pools::{checkout, PoolEntry};
 use crate::relay::{relay, Act, Half, Hooks, RelayEnd};
 use crate::server::{send_cancel, ServerConn, ServerTarget};
 use crate::stream::{tune, Stream};
-use crate::txn::gucs::{sync_sql, valid_name, ClientGucs};
+use crate::txn::gucs::{valid_name, ClientGucs};
 use crate::txn::TxnClient;
 use crate::Shared;
 
@@ -276,15 +276,7 @@ async fn login(
         ));
     }
     let server = lease.conn_mut();
-    let sql = {
-        let params = &server.params;
-        sync_sql(&gucs, &mut server.gucs, |n| {
-            params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(n))
-                .map(|(_, v)| v.clone())
-        })
-    };
+    let sql = server.sync_sql(&gucs);
     if let Some(sql) = sql {
         if let Some(err) = server.run(&sql).await? {
             let code = SqlState::from_code(&err.code).unwrap_or(SqlState::PROTOCOL_VIOLATION);

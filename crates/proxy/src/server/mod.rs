@@ -11,7 +11,7 @@ use dbwarden_wire::encode;
 
 use crate::conn::{Conn, ReadError};
 use crate::error::ServerError;
-use crate::txn::gucs::ServerGucs;
+use crate::txn::gucs::{sync_sql, ClientGucs, ServerGucs};
 use crate::txn::statements::ServerStatements;
 
 /// Where and how to send a CancelRequest for one server connection.
@@ -62,36 +62,29 @@ impl ServerConn {
     /// Runs a control statement (reset query, SET) and reads through its ReadyForQuery.
     /// Returns the server's error, if it raised one; `Err` means the connection is unusable.
     pub async fn run(&mut self, sql: &str) -> Result<Option<ErrorFields>, ServerError> {
-        encode::query(&mut self.conn.wbuf, sql);
-        self.conn.flush().await?;
-        let mut error = None;
-        loop {
-            let frame = self.conn.read_frame().await.map_err(read_err)?;
-            match frame.tag() {
-                tag::ERROR_RESPONSE => error = Some(backend::error_fields(frame.body())?),
-                tag::PARAMETER_STATUS => {
-                    let (k, v) = backend::parameter_status(frame.body())?;
-                    let (k, v) = (k.to_owned(), v.to_owned());
-                    self.set_param(&k, &v);
-                }
-                tag::READY_FOR_QUERY => {
-                    self.status = backend::ready_status(frame.body())?;
-                    return Ok(error);
-                }
-                // Row data, notices and command tags of control statements are not for anyone.
-                _ => {}
-            }
-        }
+        Ok(self.query(sql).await?.1)
     }
-}
 
-impl ServerConn {
     /// Runs a query that returns one row and gives its columns as text (`None` for NULL).
     pub async fn fetch_row(&mut self, sql: &str) -> Result<Vec<Option<String>>, ServerError> {
+        match self.query(sql).await? {
+            (row, None) => Ok(row),
+            (_, Some(fields)) => Err(ServerError::Rejected {
+                addr: self.cancel.addr.to_string(),
+                fields,
+            }),
+        }
+    }
+
+    /// The proxy's own simple query: its last row, and the error if the server raised one.
+    /// ParameterStatus reports are recorded; notices and command tags are for no one.
+    async fn query(
+        &mut self,
+        sql: &str,
+    ) -> Result<(Vec<Option<String>>, Option<ErrorFields>), ServerError> {
         encode::query(&mut self.conn.wbuf, sql);
         self.conn.flush().await?;
-        let mut row = Vec::new();
-        let mut error = None;
+        let (mut row, mut error) = (Vec::new(), None);
         loop {
             let frame = self.conn.read_frame().await.map_err(read_err)?;
             match frame.tag() {
@@ -104,17 +97,22 @@ impl ServerConn {
                 }
                 tag::READY_FOR_QUERY => {
                     self.status = backend::ready_status(frame.body())?;
-                    return match error {
-                        None => Ok(row),
-                        Some(fields) => Err(ServerError::Rejected {
-                            addr: self.cancel.addr.to_string(),
-                            fields,
-                        }),
-                    };
+                    return Ok((row, error));
                 }
                 _ => {}
             }
         }
+    }
+
+    /// The query that brings this connection to `client`'s settings (see `txn::gucs`).
+    pub fn sync_sql(&mut self, client: &ClientGucs) -> Option<String> {
+        let params = &self.params;
+        sync_sql(client, &mut self.gucs, |n| {
+            params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+        })
     }
 }
 

@@ -54,15 +54,7 @@ pub async fn run(
         let ctx = shared.server_ctx.load_full();
         let mut lease = checkout(&entry, &ctx, config.pool.query_wait_timeout).await?;
         let server = lease.conn_mut();
-        let sync = {
-            let params = &server.params;
-            gucs::sync_sql(&tx.gucs, &mut server.gucs, |n| {
-                params
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(n))
-                    .map(|(_, v)| v.clone())
-            })
-        };
+        let sync = server.sync_sql(&tx.gucs);
         let mut hooks = TxnHooks::new(
             &mut tx,
             &mut server.statements,
