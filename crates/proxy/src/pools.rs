@@ -66,6 +66,15 @@ impl Pools {
         entry
     }
 
+    /// Forgets pools with no connections and nobody waiting, so that database names tried
+    /// through the `*` entry (even ones that do not exist) cannot grow the map for ever.
+    pub fn sweep_empty(&self) {
+        self.map.write().retain(|_, e| {
+            let s = e.pool.stats();
+            s.total > 0 || s.waiting > 0 || e.min_idle > 0 || Arc::strong_count(e) > 1
+        });
+    }
+
     pub fn all(&self) -> Vec<Arc<PoolEntry>> {
         self.map.read().values().cloned().collect()
     }
@@ -135,6 +144,7 @@ pub async fn maintain(shared: std::sync::Arc<crate::Shared>) {
         tick.tick().await;
         let config = shared.config.load_full();
         let ctx = shared.server_ctx.load_full();
+        shared.pools.sweep_empty();
         for entry in shared.pools.all() {
             let expired = entry.pool.take_expired(
                 config.pool.server_idle_timeout,

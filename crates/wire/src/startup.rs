@@ -47,10 +47,17 @@ impl Startup {
             }
             version => {
                 let (major, minor) = ((version >> 16) as u16, version as u16);
+                // Another major version lays its packet out differently: report the version
+                // (so the client hears "unsupported protocol") without parsing the rest.
+                let params = if major == crate::PROTOCOL_VERSION_3 {
+                    parse_params(rest)?
+                } else {
+                    Vec::new()
+                };
                 Ok(Startup::Startup {
                     major,
                     minor,
-                    params: parse_params(rest)?,
+                    params,
                 })
             }
         }
@@ -119,6 +126,21 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn another_major_version_is_reported_not_parsed() {
+        // A protocol 2.0 packet: fixed-size fields, no name/value pairs.
+        let mut s = 0x0002_0000u32.to_be_bytes().to_vec();
+        s.extend([b'd'; 64]);
+        assert_eq!(
+            Startup::parse(&s),
+            Ok(Startup::Startup {
+                major: 2,
+                minor: 0,
+                params: vec![]
+            })
+        );
     }
 
     #[test]
