@@ -118,7 +118,8 @@ fn parse_pgbench(stdout: &str) -> PgbenchRun {
             .lines()
             .find_map(|l| l.strip_prefix(prefix))
             .unwrap_or_else(|| panic!("no `{prefix}` in pgbench output:\n{stdout}"));
-        line.split_whitespace()
+        // "12345" with -T, "6400/6400" (done/planned) with -t.
+        line.split(|c: char| c.is_whitespace() || c == '/')
             .next()
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("bad number after `{prefix}`: {line}"))
@@ -189,17 +190,33 @@ async fn pgbench_simple_extended_and_prepared() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgbench_prepared_with_32_clients_has_no_errors() {
+    const CLIENTS: u64 = 32;
+    const PER_CLIENT: u64 = 200;
     let pg = cluster_with_db("bench32").await;
     // Pool size 32: one server connection per client, as session mode needs.
-    let proxy = TestProxy::start(upstream_config(&pg, 32)).await;
+    let proxy = TestProxy::start(upstream_config(&pg, CLIENTS as u32)).await;
     pgbench_init(&proxy, "bench32").await;
-    pgbench_select_only(
+    // A transaction count rather than -T: 32 SCRAM logins on a busy 2-core machine can take
+    // longer than a short -T run, which would then count nothing. A fixed count also tells
+    // exactly how many must succeed.
+    let (clients, per_client) = (CLIENTS.to_string(), PER_CLIENT.to_string());
+    let run = pgbench_select_only(
         &proxy,
         "bench32",
-        &["-M", "prepared", "-T", "3", "-c", "32", "-j", "2"],
+        &[
+            "-M",
+            "prepared",
+            "-t",
+            &per_client,
+            "-c",
+            &clients,
+            "-j",
+            "2",
+        ],
     )
     .await;
-    // Every client went through its own server connection and gave it back clean.
+    assert_eq!(run.processed, CLIENTS * PER_CLIENT);
+    // Every client gave its server connection back clean: the pool still serves.
     let out = psql_ok(&proxy, "bench32", &["-c", "SELECT 1"]).await;
     assert_eq!(out.trim(), "1");
     proxy.shutdown().await;
