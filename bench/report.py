@@ -304,7 +304,8 @@ def cmd_table(args):
         f"### Bench run {meta.get('date', '')}",
         "",
         f"- Machine: {meta.get('nproc', '?')} CPUs ({meta.get('cpu', '?')}), "
-        f"{meta.get('mem', '?')} RAM, kernel {meta.get('kernel', '?')}",
+        f"{meta.get('mem', '?')} RAM, kernel {meta.get('kernel', '?')}; "
+        f"load average (1, 5, 15 min) {meta.get('load', '?')}",
         f"- Software: PostgreSQL {meta.get('postgres', '?')}, PgBouncer {meta.get('pgbouncer', '?')}, "
         f"pgbench {meta.get('pgbench', '?')}, dbwarden {meta.get('dbwarden', '?')}"
         + (f", {meta['extra_versions']}" if meta.get("extra_versions") else ""),

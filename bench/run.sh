@@ -89,6 +89,9 @@ if ((WARMUP > 0)); then
     for t in "${TARGETS[@]}"; do run_load 0 "$t" simple "$first_clients" "$WARMUP" 0; done
 fi
 
+# Load from other work on the machine is the main source of noise; the
+# header states it so that a reader can judge the spread.
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "targets: ${TARGETS[*]}; scenarios: ${SCENARIOS[*]}; ${ROUNDS} rounds × ${DURATION}s"
 for ((round = 1; round <= ROUNDS; round++)); do
     for s in "${!SCENARIOS[@]}"; do
@@ -113,7 +116,7 @@ done
 meta=$WORK/meta.txt
 dbw_version="not run"
 if [[ -n "${TARGET_PORT[dbwarden]:-}" ]]; then
-    dbw_version="$("${DBWARDEN_BIN:-$REPO_ROOT/target/release/dbwarden}" --version 2>/dev/null | head -1)"
+    dbw_version="$("${DBWARDEN_BIN:-$REPO_ROOT/target/release/dbwarden}" --version 2>/dev/null | awk 'NR == 1 {print $NF}')"
     dbw_version+=" (commit $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown))"
 fi
 skipped=$(printf '%s;;' "${SKIPPED[@]+"${SKIPPED[@]}"}")
@@ -127,6 +130,7 @@ command+=" bench/run.sh"
     echo "cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
     echo "mem=$(awk '/^MemTotal:/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo)"
     echo "kernel=$(uname -r)"
+    echo "load=$LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
     echo "postgres=$(pg_version)"
     echo "pgbouncer=$("$PGBOUNCER_BIN" --version | awk 'NR == 1 {print $2}')"
     echo "pgbench=$(pgbench --version | awk '{print $3}')"
