@@ -286,12 +286,9 @@ fn check_password_for_method(
                 problems.push(format!(
                     "{at}: password is a malformed SCRAM verifier: {why}"
                 ));
-            } else if method == AuthMethod::Md5 {
-                problems.push(format!(
-                    "{at}: password is a SCRAM verifier, which cannot check an MD5 login; \
-                     use the plaintext or an md5 hash, or set auth.method = \"scram-sha-256\""
-                ));
             }
+            // Under md5 a SCRAM verifier is fine: like PostgreSQL, the proxy asks that
+            // user for SCRAM instead.
         }
         PasswordKind::Md5Hash => {
             if method == AuthMethod::ScramSha256 {
