@@ -226,23 +226,22 @@ impl<'a> TxnHooks<'a> {
         let body = &frame[5..];
         let (portal, name) = frontend::bind_names(body)?;
         self.queue.push_back(Expect::Bind);
+        let rest = &body[portal.len() + 1 + name.len() + 1..];
         let Some(stmt) = self.client.statements.get(name).cloned() else {
-            // Unnamed, or unknown (the server answers "does not exist" itself).
-            return Ok(Act::Forward);
+            // Unnamed, or unknown: the server answers "does not exist" itself, unless the
+            // name is one the proxy gives server-side statements (another client's).
+            return Ok(match unreachable_name(name) {
+                Some(other) => {
+                    bind_frame(inject, portal, &other, rest);
+                    Act::Drop
+                }
+                None => Act::Forward,
+            });
         };
         self.queue.pop_back();
         self.ensure_prepared(&stmt, inject);
         self.queue.push_back(Expect::Bind);
-        let rest = &body[portal.len() + 1 + name.len() + 1..];
-        let start = inject.len();
-        inject.put_u8(fe::BIND);
-        inject.put_u32(0);
-        inject.put_slice(portal.as_bytes());
-        inject.put_u8(0);
-        inject.put_slice(stmt.server_name.as_bytes());
-        inject.put_u8(0);
-        inject.put_slice(rest);
-        patch_len(inject, start);
+        bind_frame(inject, portal, &stmt.server_name, rest);
         Ok(Act::Drop)
     }
 
@@ -258,17 +257,17 @@ impl<'a> TxnHooks<'a> {
         };
         let Some(stmt) = stmt else {
             self.queue.push_back(Expect::Describe);
+            if kind == b'S' {
+                if let Some(other) = unreachable_name(name) {
+                    describe_frame(inject, &other);
+                    return Ok(Act::Drop);
+                }
+            }
             return Ok(Act::Forward);
         };
         self.ensure_prepared(&stmt, inject);
         self.queue.push_back(Expect::Describe);
-        let start = inject.len();
-        inject.put_u8(fe::DESCRIBE);
-        inject.put_u32(0);
-        inject.put_u8(b'S');
-        inject.put_slice(stmt.server_name.as_bytes());
-        inject.put_u8(0);
-        patch_len(inject, start);
+        describe_frame(inject, &stmt.server_name);
         Ok(Act::Drop)
     }
 
@@ -335,6 +334,37 @@ impl<'a> TxnHooks<'a> {
             Ok(Act::Forward)
         }
     }
+}
+
+/// For a statement name the client never prepared that has the form of the proxy's own
+/// server-side names (`dbw_N`, see `statements`): another name, which the server cannot
+/// have, so that the client gets "does not exist" instead of another client's statement.
+fn unreachable_name(name: &str) -> Option<String> {
+    let n = name.strip_prefix("dbw_")?;
+    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| format!("{name} (not prepared by this client)"))
+}
+
+fn bind_frame(buf: &mut BytesMut, portal: &str, statement: &str, rest: &[u8]) {
+    let start = buf.len();
+    buf.put_u8(fe::BIND);
+    buf.put_u32(0);
+    buf.put_slice(portal.as_bytes());
+    buf.put_u8(0);
+    buf.put_slice(statement.as_bytes());
+    buf.put_u8(0);
+    buf.put_slice(rest);
+    patch_len(buf, start);
+}
+
+fn describe_frame(buf: &mut BytesMut, statement: &str) {
+    let start = buf.len();
+    buf.put_u8(fe::DESCRIBE);
+    buf.put_u32(0);
+    buf.put_u8(b'S');
+    buf.put_slice(statement.as_bytes());
+    buf.put_u8(0);
+    patch_len(buf, start);
 }
 
 fn patch_len(buf: &mut BytesMut, start: usize) {
