@@ -1,5 +1,7 @@
 //! Statement rules: splitting a query into statements and reading each one's effects.
 
+use std::ops::Range;
+
 use super::calls;
 use super::decode::{ident, string};
 use super::lexer::{tokenize, Kind, Token};
@@ -83,13 +85,21 @@ fn is_routine(t: &[Token<'_>]) -> bool {
 fn statement(t: &[Token<'_>], ctx: Ctx, out: &mut Vec<Effect>) {
     if ctx.body {
         // In PL/pgSQL a statement may also start right after a block keyword (`BEGIN SET
-        // search_path = x;`, `IF c THEN LISTEN q;`), with no `;` before it.
-        for i in 0..t.len() {
-            if i == 0 || starts_block(&t[i - 1]) {
-                leading(&t[i..], ctx, out);
+        // search_path = x;`, `IF c THEN LISTEN q;`), with no `;` before it. Each piece ends
+        // at the next such keyword, which keeps the work linear in the length of the body.
+        let mut start = 0;
+        let mut skip = Vec::new();
+        for i in 1..=t.len() {
+            if i == t.len() || starts_block(&t[i - 1]) {
+                leading(&t[start..i], ctx, out);
+                if word(t, start, "do") {
+                    // Its strings were just read as a body; not again as dynamic SQL.
+                    skip.push(start..i);
+                }
+                start = i;
             }
         }
-        dynamic_sql(t, ctx, out);
+        dynamic_sql(t, &skip, ctx, out);
     } else {
         leading(t, ctx, out);
     }
@@ -107,7 +117,11 @@ fn starts_block(t: &Token<'_>) -> bool {
 }
 
 /// The rules keyed on a statement's first keyword.
-fn leading(t: &[Token<'_>], ctx: Ctx, out: &mut Vec<Effect>) {
+fn leading(mut t: &[Token<'_>], ctx: Ctx, out: &mut Vec<Effect>) {
+    // A loop, not recursion: `EXPLAIN EXPLAIN ...` must not grow the stack.
+    while word(t, 0, "explain") {
+        t = skip_explain(t);
+    }
     let Some(first) = t.first().filter(|f| f.kind == Kind::Word) else {
         return;
     };
@@ -142,7 +156,6 @@ fn leading(t: &[Token<'_>], ctx: Ctx, out: &mut Vec<Effect>) {
             }
         }
         "create" => create(t, out),
-        "explain" => leading(skip_explain(t), ctx, out),
         "do" => {
             // The body is PL/pgSQL, given as any string literal of the statement.
             let inner = Ctx {
@@ -302,7 +315,7 @@ fn pg_temp_at(t: &[Token<'_>], i: usize) -> bool {
 }
 
 /// PL/pgSQL `EXECUTE`: every string literal after it may be (part of) the SQL it runs.
-fn dynamic_sql(t: &[Token<'_>], ctx: Ctx, out: &mut Vec<Effect>) {
+fn dynamic_sql(t: &[Token<'_>], skip: &[Range<usize>], ctx: Ctx, out: &mut Vec<Effect>) {
     let Some(at) = t.iter().position(|x| x.is_word("execute")) else {
         return;
     };
@@ -311,8 +324,16 @@ fn dynamic_sql(t: &[Token<'_>], ctx: Ctx, out: &mut Vec<Effect>) {
         depth: ctx.depth + 1,
         ..ctx
     };
-    for sql in t[at + 1..].iter().filter_map(string) {
-        text(&sql, inner, out);
+    // `skip` is in ascending order, so one cursor walks it.
+    let mut skip = skip.iter().peekable();
+    for (i, tok) in t.iter().enumerate().skip(at + 1) {
+        while skip.next_if(|r| r.end <= i).is_some() {}
+        if skip.peek().is_some_and(|r| r.contains(&i)) {
+            continue;
+        }
+        if let Some(sql) = string(tok) {
+            text(&sql, inner, out);
+        }
     }
 }
 

@@ -16,17 +16,18 @@ const ADVISORY: &[&str] = &[
 /// Appends the effects of every call in `t`, in order. Schema qualification is ignored on
 /// purpose: `myschema.set_config(...)` is treated as the real one, which can only over-report.
 pub(crate) fn scan(t: &[Token<'_>], out: &mut Vec<Effect>) {
+    let mut closers = None;
     for i in 0..t.len().saturating_sub(1) {
-        if !t[i + 1].is_punct("(")
-            || !matches!(t[i].kind, Kind::Word | Kind::Quoted | Kind::UnicodeQuoted)
-        {
+        let callable = matches!(t[i].kind, Kind::Word | Kind::Quoted | Kind::UnicodeQuoted);
+        if !callable || !t[i + 1].is_punct("(") {
             continue;
         }
         let Some(name) = ident(&t[i]) else {
             continue;
         };
         if name == "set_config" {
-            set_config(&args(&t[i + 2..]), out);
+            let closers = closers.get_or_insert_with(|| closers_of(t));
+            set_config(&args(t, i + 1, closers), out);
         } else if ADVISORY.contains(&name.as_str()) {
             out.push(Effect::Pin("session advisory lock"));
         }
@@ -63,26 +64,49 @@ fn set_config(args: &[&[Token<'_>]], out: &mut Vec<Effect>) {
     );
 }
 
-/// The arguments of a call whose `(` was just consumed: split at top-level commas, up to the
-/// matching `)` (or the end of the statement).
-fn args<'t, 'a>(t: &'t [Token<'a>]) -> Vec<&'t [Token<'a>]> {
-    let mut out = Vec::new();
-    let (mut depth, mut start) = (0usize, 0);
+fn opens(t: &Token<'_>) -> bool {
+    t.is_punct("(") || t.is_punct("[")
+}
+
+fn closes(t: &Token<'_>) -> bool {
+    t.is_punct(")") || t.is_punct("]")
+}
+
+/// For each `(` or `[` in `t`, the index of its closer (`t.len()` if it has none).
+fn closers_of(t: &[Token<'_>]) -> Vec<usize> {
+    let mut closer = vec![t.len(); t.len()];
+    let mut open = Vec::new();
     for (i, tok) in t.iter().enumerate() {
-        if tok.is_punct("(") || tok.is_punct("[") {
-            depth += 1;
-        } else if tok.is_punct(")") || tok.is_punct("]") {
-            if depth == 0 {
-                out.push(&t[start..i]);
-                return out;
+        if opens(tok) {
+            open.push(i);
+        } else if closes(tok) {
+            if let Some(o) = open.pop() {
+                closer[o] = i;
             }
-            depth -= 1;
-        } else if depth == 0 && tok.is_punct(",") {
+        }
+    }
+    closer
+}
+
+/// The arguments of the call whose `(` is at `open`, split at its top-level commas. Nested
+/// brackets are jumped over, so nested calls cost no rescans (`set_config(set_config(...))`
+/// stays linear).
+fn args<'t, 'a>(t: &'t [Token<'a>], open: usize, closers: &[usize]) -> Vec<&'t [Token<'a>]> {
+    let end = closers[open];
+    let mut out = Vec::new();
+    let (mut start, mut i) = (open + 1, open + 1);
+    while i < end {
+        if opens(&t[i]) {
+            i = closers[i] + 1;
+            continue;
+        }
+        if t[i].is_punct(",") {
             out.push(&t[start..i]);
             start = i + 1;
         }
+        i += 1;
     }
-    out.push(&t[start..]);
+    out.push(&t[start.min(end)..end.min(t.len())]);
     out
 }
 

@@ -89,53 +89,48 @@ pub fn analyze_with(sql: &str, standard_conforming_strings: bool) -> Vec<Effect>
 /// Cheap pre-check for the hot path: `false` means `sql` certainly changes no session state
 /// (and [`analyze`] would return nothing). One pass, no allocation.
 ///
-/// It looks, case-insensitively, for the start of an identifier (a position not preceded by a
-/// letter, `_` or a non-ASCII byte, which would make it the middle of a longer identifier) that
-/// begins with one of [`TRIGGERS`], and for the word `do`: a `DO` body may spell its keywords
-/// with escapes or string continuation, so any `DO` statement goes to the full analysis. Quoting
-/// is ignored, which can only add matches. `u&` catches `U&"..."` identifiers, whose escapes
-/// can spell `set_config` and friends.
+/// It looks, case-insensitively, for the start of an identifier (a letter not preceded by a
+/// letter, `_` or a non-ASCII byte, which would make it the middle of a longer identifier)
+/// that begins with a keyword or function name the analyser acts on: `set` (also `set_config`),
+/// `reset`, `discard`, `deallocate`, `prepare`, `execute`, `listen`, `load`, `hold`, `temp` (also
+/// `temporary`), `pg_temp`, `pg_advisory_lock`, `pg_try_advisory_lock`. Two more: the word `do`,
+/// because a `DO` body may spell its keywords with escapes or string continuation, and `u&`,
+/// because a `U&"..."` identifier may spell `set_config`. Quoting is ignored, which can only
+/// add matches.
 pub fn may_touch_session(sql: &str) -> bool {
     let b = sql.as_bytes();
-    for i in 0..b.len() {
-        let c = b[i];
-        if !c.is_ascii_alphabetic() || (i > 0 && continues_identifier(b[i - 1])) {
-            continue;
-        }
-        let rest = &b[i..];
-        let hit = match c.to_ascii_lowercase() {
-            b'd' => {
-                starts_ci(rest, b"discard")
-                    || starts_ci(rest, b"deallocate")
-                    || (starts_ci(rest, b"do")
-                        && !rest.get(2).is_some_and(|&n| lexer::ident_cont(n)))
-            }
-            b'u' => rest.get(1) == Some(&b'&'),
-            _ => TRIGGERS.iter().any(|kw| starts_ci(rest, kw.as_bytes())),
-        };
-        if hit {
-            return true;
-        }
-    }
-    false
+    (0..b.len()).any(|i| {
+        b[i].is_ascii_alphabetic()
+            && (i == 0 || !continues_identifier(b[i - 1]))
+            && trigger_at(&b[i..])
+    })
 }
 
-/// Prefixes of every identifier the analyser acts on (besides `do`, `discard`, `deallocate`
-/// and `u&`, matched separately): `set` covers `set_config`, `temp` covers `temporary`,
-/// `pg_advisory_lock` covers its `_shared` variant.
-pub const TRIGGERS: &[&str] = &[
-    "set",
-    "reset",
-    "prepare",
-    "execute",
-    "listen",
-    "load",
-    "hold",
-    "temp",
-    "pg_temp",
-    "pg_advisory_lock",
-    "pg_try_advisory_lock",
-];
+/// Whether an identifier starting at `rest[0]` may matter, dispatched on its first letter.
+fn trigger_at(rest: &[u8]) -> bool {
+    let prefixes: &[&[u8]] = match rest[0] | 0x20 {
+        b's' => &[b"set"],
+        b'r' => &[b"reset"],
+        b'd' => {
+            let word_do =
+                starts_ci(rest, b"do") && !rest.get(2).is_some_and(|&c| lexer::ident_cont(c));
+            return word_do || starts_ci(rest, b"discard") || starts_ci(rest, b"deallocate");
+        }
+        b'p' => &[
+            b"prepare",
+            b"pg_temp",
+            b"pg_advisory_lock",
+            b"pg_try_advisory_lock",
+        ],
+        b'e' => &[b"execute"],
+        b'l' => &[b"listen", b"load"],
+        b'h' => &[b"hold"],
+        b't' => &[b"temp"],
+        b'u' => return rest.get(1) == Some(&b'&'),
+        _ => return false,
+    };
+    prefixes.iter().any(|p| starts_ci(rest, p))
+}
 
 /// A byte that, before a letter, makes the letter part of a longer identifier. Digits and `$`
 /// are left out on purpose: a number or `$$` can end right before an identifier (`1set`,

@@ -244,3 +244,27 @@ fn deep_nesting_is_bounded_and_conservative() {
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
+
+/// Inputs built to make a careless analyser quadratic or blow its stack. Their results are
+/// checked; a regression would show up as a test that never finishes.
+#[test]
+fn pathological_inputs_stay_linear() {
+    let nested = format!("SELECT {}", "set_config(".repeat(100_000));
+    let effects = analyze(&nested);
+    assert_eq!(effects.len(), 100_000);
+    assert!(effects
+        .iter()
+        .all(|e| *e == Pin("set_config with a computed name")));
+
+    let explains = format!("{}LISTEN x", "EXPLAIN ".repeat(100_000));
+    assert_eq!(analyze(&explains), vec![Pin("listen")]);
+
+    let body = "IF a THEN CREATE TEMP TABLE t (i int) ON COMMIT DROP ".repeat(20_000);
+    assert_eq!(analyze(&format!("DO $$ BEGIN {body}; END $$")), vec![]);
+
+    let executes = format!(
+        "DO $$ BEGIN EXECUTE {} END $$",
+        "THEN DO 'LISTEN x' ".repeat(20_000)
+    );
+    assert_eq!(analyze(&executes).len(), 20_000);
+}
