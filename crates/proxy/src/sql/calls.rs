@@ -57,7 +57,7 @@ fn set_config(args: &[&[Token<'_>]], out: &mut Vec<Effect>) {
         return;
     }
     out.push(
-        match super::analyze::set_effect(name.to_ascii_lowercase()) {
+        match super::settings::set_effect(name.to_ascii_lowercase()) {
             Effect::Set(name) => Effect::SetConfig(name),
             other => other,
         },

@@ -24,6 +24,7 @@ mod analyze;
 mod calls;
 mod decode;
 mod lexer;
+mod settings;
 
 /// A change to session state made by a statement.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,8 +60,9 @@ pub enum Effect {
     /// is for logs and metrics: `"listen"`, `"session advisory lock"`, `"cursor with hold"`,
     /// `"temporary table"` (also views, sequences and anything created in `pg_temp`; not for
     /// `ON COMMIT DROP` tables, which end with their transaction), `"set session
-    /// authorization"`, `"load"`, `"set_config with a computed name"`, `"dynamic SQL nested
-    /// too deeply"`.
+    /// authorization"`, `"load"`, `"set_config with a computed name"`, `"dynamic SQL with a
+    /// computed name"` (`EXECUTE format('SET %I = 1', n)` in a `DO` body), `"dynamic SQL
+    /// nested too deeply"`.
     Pin(&'static str),
 }
 

@@ -180,6 +180,19 @@ fn cases() -> Vec<(&'static str, Vec<Effect>)> {
             vec![Pin("listen")],
         ),
         ("INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING", vec![]),
+        (
+            "DO $$ BEGIN EXECUTE format('SET %I = 1', n); END $$",
+            vec![Pin("dynamic SQL with a computed name")],
+        ),
+        (
+            "DO $$ BEGIN EXECUTE 'RESET ' || quote_ident(n); END $$",
+            vec![Pin("dynamic SQL with a computed name")],
+        ),
+        (
+            "DO $$ BEGIN EXECUTE format('SET search_path = %L', p); END $$",
+            vec![set("search_path")],
+        ),
+        ("SET %I = 1", vec![]),
     ]
 }
 
