@@ -55,12 +55,27 @@ pub async fn run(
         let mut lease = checkout(&entry, &ctx, config.pool.query_wait_timeout).await?;
         let server = lease.conn_mut();
         let sync = server.sync_sql(&tx.gucs);
+        // After the sync the connection has the client's value of this (it is reported).
+        let standard_strings = tx
+            .gucs
+            .wanted
+            .get("standard_conforming_strings")
+            .map(String::as_str)
+            .or_else(|| {
+                server
+                    .params
+                    .iter()
+                    .find(|(k, _)| k == "standard_conforming_strings")
+                    .map(|(_, v)| v.as_str())
+            })
+            != Some("off");
         let mut hooks = TxnHooks::new(
             &mut tx,
             &mut server.statements,
             &shared.statements,
             max_prepared,
             server.status,
+            standard_strings,
         );
         if let Some(sql) = sync {
             // Sent ahead of the client's messages in the same write: no extra round trip.

@@ -21,7 +21,7 @@ use dbwarden_wire::{ProtocolError, SqlState};
 use super::gucs::ClientGucs;
 use super::statements::{ServerStatements, Statement, StatementCache};
 use crate::relay::{Act, Hooks};
-use crate::sql::{analyze, may_touch_session, Effect};
+use crate::sql::{analyze_with, may_touch_session, Effect};
 
 /// What the server (or the proxy) owes the client for one message, in order.
 #[derive(Debug)]
@@ -88,6 +88,9 @@ pub struct TxnHooks<'a> {
     server_statements: &'a mut ServerStatements,
     cache: &'a StatementCache,
     max_prepared: usize,
+    /// `standard_conforming_strings` of the session: with it off, `\'` escapes a quote,
+    /// which moves statement boundaries.
+    standard_strings: bool,
     pub followup: Followup,
 }
 
@@ -98,6 +101,7 @@ impl<'a> TxnHooks<'a> {
         cache: &'a StatementCache,
         max_prepared: usize,
         status: TxStatus,
+        standard_strings: bool,
     ) -> Self {
         TxnHooks {
             queue: VecDeque::new(),
@@ -107,6 +111,7 @@ impl<'a> TxnHooks<'a> {
             server_statements,
             cache,
             max_prepared,
+            standard_strings,
             followup: Followup::default(),
         }
     }
@@ -134,7 +139,7 @@ impl<'a> TxnHooks<'a> {
         if !may_touch_session(sql) {
             return None;
         }
-        for effect in analyze(sql) {
+        for effect in analyze_with(sql, self.standard_strings) {
             match effect {
                 Effect::Set(n) | Effect::SetConfig(n) => self.followup.touched.push(n),
                 Effect::Reset(n) => {
@@ -453,6 +458,9 @@ impl Hooks for TxnHooks<'_> {
         self.emit_synthetic(inject);
         if tag == be::PARAMETER_STATUS {
             let (k, v) = backend::parameter_status(&frame[5..])?;
+            if k.eq_ignore_ascii_case("standard_conforming_strings") {
+                self.standard_strings = v != "off";
+            }
             self.followup.reported.push((k.to_owned(), v.to_owned()));
             let ours = matches!(self.queue.front(), Some(Expect::Internal));
             return Ok(if ours { Act::Drop } else { Act::Forward });
