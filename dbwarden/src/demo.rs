@@ -29,10 +29,13 @@ pub struct DemoArgs {
     /// Exit after the workload instead of waiting for Ctrl-C (for scripts and tests).
     #[arg(long)]
     once: bool,
+    /// Pooling mode to show.
+    #[arg(long, value_enum, default_value_t = crate::proxy_cmd::Mode::Transaction)]
+    pool_mode: crate::proxy_cmd::Mode,
 }
 
 pub fn run(args: DemoArgs) -> i32 {
-    crate::init_logging(false);
+    crate::init_logging(false, "warn");
     match crate::runtime(0).block_on(demo(args)) {
         Ok(()) => 0,
         Err(e) => {
@@ -71,6 +74,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         pg.port()
     ))?;
     config.pool.size = args.pool_size;
+    config.pool.mode = args.pool_mode.into();
     config.proxy.listen = args.listen.clone().unwrap_or_else(|| "127.0.0.1:0".into());
     let listener = dbwarden_proxy::bind(&config.proxy.listen).await?;
     let addr = listener.local_addr()?;
@@ -87,8 +91,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         }
     });
     step(&format!(
-        "dbwarden proxy listening on {addr} (session pooling, pool size {}, SCRAM auth)",
-        args.pool_size
+        "dbwarden proxy listening on {addr} ({:?} pooling, pool size {}, SCRAM auth)",
+        args.pool_mode, args.pool_size
     ));
 
     let url = format!(
@@ -98,7 +102,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     );
     setup_schema(&url).await?;
     workload(&url, &args, &pg).await?;
-    no_leak_check(&url).await?;
+    match args.pool_mode {
+        crate::proxy_cmd::Mode::Session => no_leak_check(&url).await?,
+        crate::proxy_cmd::Mode::Transaction => settings_follow_check(&url).await?,
+    }
     wrong_password(addr).await?;
 
     println!();
@@ -194,9 +201,11 @@ async fn workload(url: &str, args: &DemoArgs, pg: &PgCluster) -> anyhow::Result<
                 eprintln!("    client {n} failed: {e:#}");
             }
         }
-        eprint!("\r    clients finished: {}/{}", n + 1, args.clients);
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            eprint!("\r    clients finished: {}/{}", n + 1, args.clients);
+        }
     }
-    eprintln!();
+    eprintln!("\r    clients finished: {0}/{0}", args.clients);
     let elapsed = started.elapsed();
     lat.sort();
     waits.sort();
@@ -225,7 +234,7 @@ async fn workload(url: &str, args: &DemoArgs, pg: &PgCluster) -> anyhow::Result<
         pct(&lat, 0.99),
         lat.last().copied().unwrap_or_default()
     );
-    println!("  wait for a server  p50 {:.2?}  max {:.2?}  (clients queue in FIFO order when the pool is busy)", pct(&waits, 0.5), waits.last().copied().unwrap_or_default());
+    println!("  connect + login    p50 {:.2?}  max {:.2?}  (includes any wait for a server connection, FIFO)", pct(&waits, 0.5), waits.last().copied().unwrap_or_default());
     println!("  server connections {} open to PostgreSQL for {} clients", pg.psql(USER, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbwarden' OR usename = 'demo'")?.trim(), args.clients);
     println!("  money conserved    sum(balance) = {total} (expected 100000)");
     if errors > 0 || total != 100_000 {
@@ -254,6 +263,42 @@ async fn no_leak_check(url: &str) -> anyhow::Result<()> {
     }
     println!(
         "  session reset      (the next clients got other server connections; nothing to compare)"
+    );
+    Ok(())
+}
+
+/// Transaction mode: a client's own TimeZone follows it from server connection to server
+/// connection, and never shows up in another client's session on the same connections.
+async fn settings_follow_check(url: &str) -> anyhow::Result<()> {
+    let a = connect(url).await?;
+    let b = connect(url).await?;
+    a.batch_execute("SET TimeZone = 'Asia/Tokyo'").await?;
+    let (mut pids_a, mut pids_b) = (
+        std::collections::BTreeSet::new(),
+        std::collections::BTreeSet::new(),
+    );
+    for _ in 0..20 {
+        let ra = a
+            .query_one("SELECT pg_backend_pid(), current_setting('TimeZone')", &[])
+            .await?;
+        let rb = b
+            .query_one("SELECT pg_backend_pid(), current_setting('TimeZone')", &[])
+            .await?;
+        let (tz_a, tz_b): (String, String) = (ra.get(1), rb.get(1));
+        anyhow::ensure!(tz_a == "Asia/Tokyo", "client A lost its TimeZone: {tz_a}");
+        anyhow::ensure!(
+            tz_b != "Asia/Tokyo",
+            "client A's TimeZone leaked into client B"
+        );
+        pids_a.insert(ra.get::<_, i32>(0));
+        pids_b.insert(rb.get::<_, i32>(0));
+    }
+    let shared = pids_a.intersection(&pids_b).count();
+    println!(
+        "  settings follow    client A set TimeZone=Asia/Tokyo; its 20 transactions ran on {} server connection(s), \
+         all saw Asia/Tokyo; client B used {} of the same connections and never did",
+        pids_a.len(),
+        shared
     );
     Ok(())
 }

@@ -69,9 +69,11 @@ pub(crate) fn runtime(workers: u32) -> tokio::runtime::Runtime {
     b.enable_all().build().expect("tokio runtime")
 }
 
-pub(crate) fn init_logging(json: bool) {
+/// Logs to stderr; `DBWARDEN_LOG` (e.g. `dbwarden_proxy=debug`) overrides `default`.
+pub(crate) fn init_logging(json: bool, default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("DBWARDEN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("DBWARDEN_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

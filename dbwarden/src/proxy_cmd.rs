@@ -40,6 +40,15 @@ pub enum Mode {
     Transaction,
 }
 
+impl From<Mode> for PoolMode {
+    fn from(m: Mode) -> PoolMode {
+        match m {
+            Mode::Session => PoolMode::Session,
+            Mode::Transaction => PoolMode::Transaction,
+        }
+    }
+}
+
 /// The effective config: file, then upstream, then flags; validated as a whole.
 pub fn build_config(args: &ProxyArgs) -> anyhow::Result<Config> {
     let mut config = match (&args.config, &args.upstream) {
@@ -65,10 +74,7 @@ pub fn build_config(args: &ProxyArgs) -> anyhow::Result<Config> {
         config.proxy.listen = l.clone();
     }
     if let Some(m) = args.pool_mode {
-        config.pool.mode = match m {
-            Mode::Session => PoolMode::Session,
-            Mode::Transaction => PoolMode::Transaction,
-        };
+        config.pool.mode = m.into();
         for db in config.databases.values_mut() {
             db.pool_mode = None;
         }
@@ -94,7 +100,7 @@ pub fn run(args: ProxyArgs) -> i32 {
             return 2;
         }
     };
-    crate::init_logging(config.proxy.log_format == LogFormat::Json);
+    crate::init_logging(config.proxy.log_format == LogFormat::Json, "info");
     let rt = crate::runtime(config.proxy.workers);
     match rt.block_on(serve(config, args)) {
         Ok(()) => 0,
