@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
 use dbwarden_wire::backend::{self, tag as be, TxStatus};
-use dbwarden_wire::encode::{self, Severity};
+use dbwarden_wire::encode;
 use dbwarden_wire::frontend::{self, tag as fe};
-use dbwarden_wire::{ProtocolError, SqlState};
+use dbwarden_wire::ProtocolError;
 
 use super::gucs::ClientGucs;
 use super::statements::{ServerStatements, Statement, StatementCache};
@@ -36,8 +36,6 @@ enum Expect {
     Query,
     SynthParse,
     SynthClose,
-    /// A refused Query: ErrorResponse then ReadyForQuery, made by the proxy.
-    SynthRefusal(String),
     SwallowParse(Arc<Statement>),
     SwallowClose,
     /// The proxy's own simple query (settings sync): swallowed through its ReadyForQuery.
@@ -46,10 +44,7 @@ enum Expect {
 
 impl Expect {
     fn synthetic(&self) -> bool {
-        matches!(
-            self,
-            Expect::SynthParse | Expect::SynthClose | Expect::SynthRefusal(_)
-        )
+        matches!(self, Expect::SynthParse | Expect::SynthClose)
     }
 }
 
@@ -304,15 +299,6 @@ impl<'a> TxnHooks<'a> {
             match self.queue.pop_front() {
                 Some(Expect::SynthParse) => complete(inject, be::PARSE_COMPLETE),
                 Some(Expect::SynthClose) => complete(inject, be::CLOSE_COMPLETE),
-                Some(Expect::SynthRefusal(message)) => {
-                    encode::error_response(
-                        inject,
-                        Severity::Error,
-                        SqlState::FEATURE_NOT_SUPPORTED,
-                        &message,
-                    );
-                    encode::ready_for_query(inject, self.status);
-                }
                 _ => unreachable!("only synthetic entries reach here"),
             }
         }
@@ -339,6 +325,16 @@ impl<'a> TxnHooks<'a> {
             Ok(Act::Forward)
         }
     }
+}
+
+/// A statement that makes the server raise `message` as SQLSTATE 0A000. PL/pgSQL is in
+/// every database unless someone dropped it; dollar quoting keeps the text literal whatever
+/// `standard_conforming_strings` says.
+fn raise_sql(message: &str) -> String {
+    format!(
+        "DO $dbwarden$ BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', \
+         MESSAGE = $dbwarden_message${message}$dbwarden_message$; END $dbwarden$"
+    )
 }
 
 /// For a statement name the client never prepared that has the form of the proxy's own
@@ -422,7 +418,11 @@ impl Hooks for TxnHooks<'_> {
             fe::QUERY => {
                 let sql = frontend::query_text(&frame[5..])?;
                 if let Some(refusal) = self.inspect(sql, true) {
-                    self.queue.push_back(Expect::SynthRefusal(refusal));
+                    // The server raises the refusal itself: in a transaction block it fails
+                    // the transaction as any error would, and the server's own
+                    // ReadyForQuery ends the exchange (so the connection goes back).
+                    encode::query(inject, &raise_sql(&refusal));
+                    self.queue.push_back(Expect::Query);
                     return Ok(Act::Drop);
                 }
                 self.queue.push_back(Expect::Query);
