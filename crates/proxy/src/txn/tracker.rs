@@ -283,6 +283,34 @@ impl<'a> TxnHooks<'a> {
         Ok(Act::Forward)
     }
 
+    /// `DEALLOCATE name` alone in a Query, for a name in the client's own namespace: the
+    /// server-side statement is deallocated instead (prepared first when this connection
+    /// lacks it, so that the answer is the server's own, in the right transaction state).
+    /// Other clients prepare it again when they next need it here. A name the client does
+    /// not have must not reach one of the proxy's statements. Returns the query to send.
+    fn deallocate_by_name(&mut self, sql: &str, inject: &mut BytesMut) -> Option<String> {
+        // In a failed transaction the server refuses any statement, as it should. A `;`
+        // before the end may separate another statement, whose effects the server must
+        // see: such a query passes through (conservative).
+        if self.status == TxStatus::Failed || sql.trim_end().trim_end_matches(';').contains(';') {
+            return None;
+        }
+        let effects = analyze_with(sql, self.standard_strings);
+        let [Effect::Deallocate(name)] = effects.as_slice() else {
+            return None;
+        };
+        let Some(stmt) = self.client.statements.remove(name) else {
+            return unreachable_name(name).map(|n| format!("DEALLOCATE \"{n}\""));
+        };
+        if !self.server_statements.contains_and_touch(&stmt) {
+            parse_frame(inject, &stmt.server_name, &stmt.body);
+            complete(inject, fe::SYNC);
+            self.queue.push_back(Expect::Internal);
+        }
+        self.server_statements.remove(&stmt);
+        Some(format!("DEALLOCATE {}", stmt.server_name))
+    }
+
     /// Emits (or, after an error, discards) the made-up answers at the head of the queue.
     fn emit_synthetic(&mut self, inject: &mut BytesMut) {
         while let Some(head) = self.queue.front() {
@@ -422,6 +450,11 @@ impl Hooks for TxnHooks<'_> {
                     // the transaction as any error would, and the server's own
                     // ReadyForQuery ends the exchange (so the connection goes back).
                     encode::query(inject, &raise_sql(&refusal));
+                    self.queue.push_back(Expect::Query);
+                    return Ok(Act::Drop);
+                }
+                if let Some(instead) = self.deallocate_by_name(sql, inject) {
+                    encode::query(inject, &instead);
                     self.queue.push_back(Expect::Query);
                     return Ok(Act::Drop);
                 }
