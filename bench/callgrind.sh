@@ -5,9 +5,10 @@
 #
 # Wall-clock figures on a shared 2-core machine move by 10% and more between
 # identical runs; instruction counts barely move. The proxy runs under
-# callgrind twice, for N and for 2N transactions (pgbench -t: a fixed amount of
-# work, not a duration); the difference divided by N is the cost of one
-# transaction, with startup, logins and shutdown cancelled out.
+# callgrind while pgbench does N and then 2N transactions (pgbench -t: a fixed
+# amount of work, not a duration), counting only while pgbench runs; the
+# difference divided by N is the cost of one transaction, with the logins
+# cancelled out.
 #
 # One client by default: with several, the count depends on how many ready
 # events each wakeup happens to find, which is timing again (PgBouncer moved by
@@ -39,36 +40,53 @@ command -v valgrind >/dev/null || die "valgrind is not installed (apt-get instal
 setup_workdir
 trap cleanup EXIT INT TERM
 start_postgres $((POOL_SIZE + CLIENTS + 20))
-# Valgrind runs the proxy some 50 times slower; give it time to come up.
+# Valgrind runs the proxy many times slower; give it time to come up.
 START_TIMEOUT=${START_TIMEOUT:-120}
 
-# instructions TXNS: sets IR to the total instructions of one proxy run doing
-# TXNS transactions. Not a $(...) subshell: the proxy's pid must stay known to
-# the cleanup trap if anything fails.
+mkdir -p "$WORK/$TARGET"
+if [[ $EUID -eq 0 ]]; then chown postgres:postgres "$WORK/$TARGET"; fi
+OUTFILE=$WORK/$TARGET/callgrind.out
+# Each callgrind_control --dump writes OUTFILE.<n>, numbered from 1.
+# shellcheck disable=SC2034 # read by start_pgbouncer / start_dbwarden
+LAUNCH_PREFIX=(valgrind --tool=callgrind --callgrind-out-file="$OUTFILE"
+    --log-file="$WORK/$TARGET/valgrind.log")
+"start_$TARGET" "$POOL_SIZE" "$POOL_MODE"
+[[ -n "${TARGET_PORT[$TARGET]:-}" ]] || die "$TARGET did not start under valgrind"
+PID=${TARGET_PID[$TARGET]}
+DUMPS=0
+# callgrind_control talks to valgrind through pipes named after the user that
+# runs it, so it must run as the proxy's user; a timeout, because it waits
+# forever for a process it cannot reach.
+CONTROL=(timeout 120 callgrind_control)
+if [[ $TARGET == pgbouncer ]]; then CONTROL=("${AS_SERVICE_USER[@]+"${AS_SERVICE_USER[@]}"}" "${CONTROL[@]}"); fi
+
+# instructions TXNS: sets IR to the instructions the proxy executed while
+# pgbench ran TXNS transactions (one login included). Counting is reset just
+# before and dumped just after, so the slow start under valgrind and the idle
+# time between runs do not count. Not a $(...) subshell, so that a failure
+# exits the script and its cleanup trap stops the proxy.
 IR=""
 instructions() {
-    local txns=$1 out=$WORK/$TARGET/callgrind.$1.out
-    mkdir -p "$WORK/$TARGET"
-    if [[ $EUID -eq 0 ]]; then chown postgres:postgres "$WORK/$TARGET"; fi
-    # shellcheck disable=SC2034 # read by start_pgbouncer / start_dbwarden
-    LAUNCH_PREFIX=(valgrind --tool=callgrind --callgrind-out-file="$out"
-        --log-file="$WORK/$TARGET/valgrind.$txns.log")
-    "start_$TARGET" "$POOL_SIZE" "$POOL_MODE"
-    [[ -n "${TARGET_PORT[$TARGET]:-}" ]] || die "$TARGET did not start under valgrind"
+    local txns=$1 log=$WORK/$TARGET/pgbench.$1.log
+    "${CONTROL[@]}" --zero "$PID" >/dev/null 2>&1 || die "callgrind_control --zero failed"
     pgbench -h 127.0.0.1 -p "${TARGET_PORT[$TARGET]}" -U "$BENCH_USER" -S -n \
-        -t $((txns / CLIENTS)) -c "$CLIENTS" -j 1 -M "$MODE" "$BENCH_DB" \
-        >"$WORK/$TARGET/pgbench.$txns.log" 2>&1 ||
-        die "pgbench through $TARGET failed: $(tail -3 "$WORK/$TARGET/pgbench.$txns.log")"
-    stop_target "$TARGET"
-    [[ -s "$out" ]] || die "callgrind wrote no output for $TARGET"
-    IR=$(awk '/^(summary|totals):/ {print $2; exit}' "$out")
+        -t $((txns / CLIENTS)) -c "$CLIENTS" -j 1 -M "$MODE" "$BENCH_DB" >"$log" 2>&1 ||
+        die "pgbench through $TARGET failed: $(tail -3 "$log")"
+    "${CONTROL[@]}" --dump "$PID" >/dev/null 2>&1 || die "callgrind_control --dump failed"
+    DUMPS=$((DUMPS + 1))
+    [[ -s "$OUTFILE.$DUMPS" ]] || die "callgrind wrote no $OUTFILE.$DUMPS"
+    IR=$(awk '/^(summary|totals):/ {print $2; exit}' "$OUTFILE.$DUMPS")
 }
 
 log "$TARGET under callgrind: $MODE protocol, $CLIENTS clients, $TXNS and $((2 * TXNS)) transactions"
+# A first pass warms what is lazily set up (the pool's server connection,
+# caches, prepared statements) so that it counts in neither measurement.
+instructions "$TXNS"
 instructions "$TXNS"
 one=$IR
 instructions $((2 * TXNS))
 two=$IR
+stop_target "$TARGET"
 per_txn=$(((two - one) / TXNS))
 log "instructions: $one for $TXNS transactions, $two for $((2 * TXNS))"
 echo "$TARGET $MODE: $per_txn instructions per transaction"

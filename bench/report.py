@@ -3,7 +3,8 @@
 
 Standard library only, so the harness runs on any machine with Python 3.
 
-  report.py record --raw FILE ...   parse one pgbench run, append a JSON line
+  report.py record --raw FILE ...        parse one pgbench run, append a JSON line
+  report.py record-idle --raw FILE ...   append one idle-clients memory reading
   report.py table --raw FILE --meta FILE   print the Markdown report
   report.py check --raw FILE        exit 1 if any run had errors
 """
