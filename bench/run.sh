@@ -117,7 +117,10 @@ meta=$WORK/meta.txt
 dbw_version="not run"
 if [[ -n "${TARGET_PORT[dbwarden]:-}" ]]; then
     dbw_version="$("${DBWARDEN_BIN:-$REPO_ROOT/target/release/dbwarden}" --version 2>/dev/null | awk 'NR == 1 {print $NF}')"
-    dbw_version+=" (commit $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown))"
+    # The work tree's commit says which source the binary most likely came
+    # from; its build time tells whether it is older than that commit.
+    dbw_version+=" (tree at commit $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown),"
+    dbw_version+=" binary built $(date -u -r "${DBWARDEN_BIN:-$REPO_ROOT/target/release/dbwarden}" '+%Y-%m-%d %H:%M UTC'))"
 fi
 skipped=$(printf '%s;;' "${SKIPPED[@]+"${SKIPPED[@]}"}")
 command="DURATION=$DURATION ROUNDS=$ROUNDS CLIENTS=\"$CLIENTS\" MODES=\"$MODES\" POOL_SIZE=$POOL_SIZE POOL_MODE=$POOL_MODE"
