@@ -315,9 +315,10 @@ def cmd_table(args):
         f"pool mode {meta.get('pool_mode', '?')}, pool size {meta.get('pool', '?')}",
         f"- Command: `{meta.get('command', '?')}`",
         "",
-        "| " + " | ".join(HEADER) + " |",
-        "|" + "|".join("---" for _ in HEADER) + "|",
     ]
+    if records:
+        lines.append("| " + " | ".join(HEADER) + " |")
+        lines.append("|" + "|".join("---" for _ in HEADER) + "|")
     for row in build_rows(records):
         lines.append("| " + " | ".join(row) + " |")
     if any(r["mode"] == "storm" for r in records):
@@ -336,7 +337,11 @@ def cmd_table(args):
             lines.append(f"- Not measured — {n}")
     if meta.get("pool_note"):
         lines += ["", f"- {meta['pool_note']}"]
-    print("\n".join(lines))
+    # Sections each start with a blank line; never print two in a row.
+    text = "\n".join(lines)
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    print(text)
 
 
 def cmd_check(args):

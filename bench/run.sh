@@ -6,7 +6,8 @@ set -euo pipefail
 
 DURATION=${DURATION:-15}
 ROUNDS=${ROUNDS:-3}
-CLIENTS=${CLIENTS:-"32 256"}
+# An empty CLIENTS (set but empty) runs only the storm and idle scenarios.
+CLIENTS=${CLIENTS-"32 256"}
 MODES=${MODES:-"simple prepared"}
 POOL_SIZE=${POOL_SIZE:-20}
 POOL_MODE=${POOL_MODE:-session}
@@ -83,9 +84,9 @@ CLK_TCK=$(getconf CLK_TCK)
 mkdir -p "$(dirname "$OUT")"
 : >"$RAW"
 
-if ((WARMUP > 0)); then
+first_clients=$(echo "$CLIENTS" | awk '{print $1}')
+if ((WARMUP > 0)) && [[ -n $first_clients ]]; then
     log "warm-up: ${WARMUP}s per target"
-    first_clients=$(echo "$CLIENTS" | awk '{print $1}')
     for t in "${TARGETS[@]}"; do run_load 0 "$t" simple "$first_clients" "$WARMUP" 0; done
 fi
 
