@@ -227,7 +227,15 @@ async fn check_config_names_an_unknown_field_and_its_line() {
 async fn zero_config_proxy_serves_clients_and_stops_on_sigterm() {
     let pg = cluster().await;
     let url = upstream_url(&pg);
-    let proxy = ProxyProcess::start(&["--upstream", &url, "--pool-size", "3"]).await;
+    let proxy = ProxyProcess::start(&[
+        "--upstream",
+        &url,
+        "--pool-size",
+        "3",
+        "--pool-mode",
+        "session",
+    ])
+    .await;
 
     let first = connect(proxy.addr).await.unwrap();
     let db: String = first
@@ -308,8 +316,15 @@ async fn pool_size_flag_overrides_the_config_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("dbwarden.toml");
     write_config(&file, &pg);
-    let proxy =
-        ProxyProcess::start(&["--config", file.to_str().unwrap(), "--pool-size", "2"]).await;
+    let proxy = ProxyProcess::start(&[
+        "--config",
+        file.to_str().unwrap(),
+        "--pool-size",
+        "2",
+        "--pool-mode",
+        "session",
+    ])
+    .await;
 
     let a = connect(proxy.addr).await.unwrap();
     let b = connect(proxy.addr).await.unwrap();

@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "kebab-case")]
 pub enum PoolMode {
     /// A client keeps its server connection until it disconnects.
-    #[default]
     Session,
-    /// A client holds a server connection only for the length of a transaction.
+    /// A client holds a server connection only for the length of a transaction; its
+    /// settings and prepared statements follow it from connection to connection.
+    #[default]
     Transaction,
 }
 
@@ -34,7 +35,7 @@ pub enum SessionFeatures {
 #[serde(deny_unknown_fields, default)]
 pub struct PoolConfig {
     /// Pooling mode: `"session"` or `"transaction"`.
-    /// Default: `"session"`. Reload: yes (new checkouts).
+    /// Default: `"transaction"`. Reload: yes (new clients).
     pub mode: PoolMode,
     /// Maximum server connections per (database, user) pool.
     /// Default: `20`. Unit: connections. Minimum 1. Reload: yes.
@@ -74,7 +75,7 @@ pub struct PoolConfig {
 impl Default for PoolConfig {
     fn default() -> Self {
         PoolConfig {
-            mode: PoolMode::Session,
+            mode: PoolMode::Transaction,
             size: 20,
             min_idle: 0,
             reset_query: "DISCARD ALL".to_owned(),

@@ -29,7 +29,7 @@ fn missing_fields_take_the_documented_defaults() {
     assert_eq!(config.proxy.shutdown_timeout, Duration::from_secs(30));
     assert_eq!(config.proxy.log_format, LogFormat::Human);
     assert_eq!(config.proxy.workers, 0);
-    assert_eq!(config.pool.mode, PoolMode::Session);
+    assert_eq!(config.pool.mode, PoolMode::Transaction);
     assert_eq!(config.pool.size, 20);
     assert_eq!(config.pool.min_idle, 0);
     assert_eq!(config.pool.reset_query, "DISCARD ALL");

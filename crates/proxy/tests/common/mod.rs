@@ -97,7 +97,8 @@ pub async fn cluster_with_db(db: &str) -> PgCluster {
     .unwrap()
 }
 
-/// The zero-config proxy config for `pg`: every database, user USER/PASSWORD, session mode.
+/// The zero-config proxy config for `pg`: every database, user USER/PASSWORD, session mode
+/// (transaction-mode tests switch it).
 pub fn upstream_config(pg: &PgCluster, pool_size: u32) -> Config {
     let mut c = Config::from_upstream_url(&format!(
         "postgres://{USER}:{PASSWORD}@{}:{}",
@@ -106,6 +107,7 @@ pub fn upstream_config(pg: &PgCluster, pool_size: u32) -> Config {
     ))
     .expect("upstream config");
     c.pool.size = pool_size;
+    c.pool.mode = dbwarden_config::PoolMode::Session;
     c
 }
 
