@@ -12,7 +12,14 @@ async fn settings_and_statements_follow_each_client() {
     let mut config = upstream_config(&pg, 2);
     config.pool.mode = PoolMode::Transaction;
     let proxy = TestProxy::start(config).await;
-    let zones = ["UTC", "Asia/Tokyo", "America/New_York", "Europe/Paris", "Australia/Sydney", "Asia/Kolkata"];
+    let zones = [
+        "UTC",
+        "Asia/Tokyo",
+        "America/New_York",
+        "Europe/Paris",
+        "Australia/Sydney",
+        "Asia/Kolkata",
+    ];
     let mut tasks = Vec::new();
     for (i, zone) in zones.iter().enumerate() {
         let base = proxy.conn_str(USER, PASSWORD, "txn");
@@ -26,9 +33,14 @@ async fn settings_and_statements_follow_each_client() {
             };
             let c = connect(&conn).await.unwrap();
             if i % 2 == 1 {
-                c.batch_execute(&format!("SET TimeZone = '{zone}'")).await.unwrap();
+                c.batch_execute(&format!("SET TimeZone = '{zone}'"))
+                    .await
+                    .unwrap();
             }
-            let stmt = c.prepare("SELECT current_setting('TimeZone'), $1::int").await.unwrap();
+            let stmt = c
+                .prepare("SELECT current_setting('TimeZone'), $1::int")
+                .await
+                .unwrap();
             let mut pids = std::collections::HashSet::new();
             for n in 0..50 {
                 let row = c.query_one(&stmt, &[&n]).await.unwrap();
@@ -36,7 +48,11 @@ async fn settings_and_statements_follow_each_client() {
                 assert_eq!(tz, zone, "client {i} saw another client's TimeZone");
                 let back: i32 = row.get(1);
                 assert_eq!(back, n);
-                let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+                let pid: i32 = c
+                    .query_one("SELECT pg_backend_pid()", &[])
+                    .await
+                    .unwrap()
+                    .get(0);
                 pids.insert(pid);
             }
             pids.len()
@@ -48,7 +64,10 @@ async fn settings_and_statements_follow_each_client() {
             moved += 1;
         }
     }
-    assert!(moved > 0, "with 6 clients on 2 connections some client must have moved");
+    assert!(
+        moved > 0,
+        "with 6 clients on 2 connections some client must have moved"
+    );
     let n: i64 = pg
         .psql("txn", "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbwarden' OR usename = 'app'")
         .unwrap()
