@@ -182,7 +182,7 @@ start_pgbouncer() {
     port=$(free_port)
     printf '"%s" "%s"\n' "$BENCH_USER" "$(scram_verifier)" >"$dir/userlist.txt"
     # Connection logging is off: it is per-connection work that the benchmark
-    # is not about, and dbwarden runs at its default (quiet) log level too.
+    # is not about, and dbwarden runs at log level warn for the same reason.
     cat >"$dir/pgbouncer.ini" <<EOF
 [databases]
 * = host=127.0.0.1 port=$PG_PORT
