@@ -40,7 +40,7 @@ pub(super) const CHECKS: &[Check] = &[
         id: "pg.timezone",
         title: "Server TimeZone vs the client's time zone",
         why: "Every `timestamp without time zone` value and every now()::date is interpreted in the session TimeZone; a server default that differs from the application's zone shifts values by hours, differently on each side of a DST change.",
-        fix: "Have clients set their zone explicitly (SET TimeZone = 'UTC' on connect, or ALTER ROLE app SET timezone = 'UTC'); keep the server default at UTC: ALTER SYSTEM SET timezone = 'UTC'; SELECT pg_reload_conf();",
+        fix: "Have clients set their zone explicitly (SET TimeZone = 'UTC' on connect, or ALTER ROLE <role> SET timezone = 'UTC'); keep the server default at UTC: ALTER SYSTEM SET timezone = 'UTC'; SELECT pg_reload_conf();",
         verify: "SHOW TimeZone;",
     },
     Check {
@@ -75,7 +75,7 @@ pub(super) const CHECKS: &[Check] = &[
         id: "pg.timeouts_unset",
         title: "statement_timeout, idle_in_transaction_session_timeout, lock_timeout unset",
         why: "Without server-side timeouts a query runs on after its caller gave up, an abandoned transaction holds locks forever, and a migration waiting for a lock queues every other query behind it.",
-        fix: "ALTER ROLE app SET statement_timeout = '30s'; ALTER ROLE app SET idle_in_transaction_session_timeout = '60s'; ALTER ROLE app SET lock_timeout = '5s';  -- or ALTER DATABASE db SET ..., or postgresql.conf",
+        fix: "ALTER ROLE <role> SET statement_timeout = '30s'; ALTER ROLE <role> SET idle_in_transaction_session_timeout = '60s'; ALTER ROLE <role> SET lock_timeout = '5s';  -- or ALTER DATABASE db SET ..., or postgresql.conf",
         verify: "SELECT name, setting, source FROM pg_settings WHERE name IN ('statement_timeout', 'idle_in_transaction_session_timeout', 'lock_timeout'); SELECT * FROM pg_db_role_setting;",
     },
     Check {
