@@ -15,6 +15,7 @@ mod effective;
 mod error;
 mod pool;
 mod proxy;
+mod server;
 mod tls;
 mod upstream;
 mod validate;
@@ -25,6 +26,7 @@ pub use effective::REDACTED;
 pub use error::ConfigError;
 pub use pool::{PoolConfig, PoolMode, SessionFeatures};
 pub use proxy::{LogFormat, ProxyConfig};
+pub use server::ServerConfig;
 pub use tls::{ClientTlsConfig, ClientTlsMode, ServerTlsConfig, ServerTlsMode};
 
 /// The whole configuration file.
@@ -35,6 +37,8 @@ pub struct Config {
     pub proxy: ProxyConfig,
     /// `[pool]`: defaults for every (database, user) pool.
     pub pool: PoolConfig,
+    /// `[server]`: opening and watching server connections (phase timeouts, DNS, keepalive).
+    pub server: ServerConfig,
     /// `[client_tls]`: TLS between clients and the proxy.
     pub client_tls: ClientTlsConfig,
     /// `[server_tls]`: TLS between the proxy and PostgreSQL.

@@ -18,6 +18,8 @@ pub enum SetupError {
     },
     #[error("invalid user secret for {user:?}: {reason}")]
     Secret { user: String, reason: String },
+    #[error("DNS resolver: {0}")]
+    Dns(String),
 }
 
 /// Something went wrong talking to PostgreSQL.
@@ -29,9 +31,18 @@ pub enum ServerError {
         #[source]
         source: io::Error,
     },
-    #[error("connect to {addr} timed out after {after:?}")]
+    #[error("connect to {addr} timed out after {after:?} (pool.server_connect_timeout)")]
     ConnectTimeout {
         addr: String,
+        after: std::time::Duration,
+    },
+    /// One phase of opening a connection ran out of its own time; names the phase and the
+    /// setting so an operator knows whether DNS, the network, TLS or the server is slow.
+    #[error("connect to {addr}: {phase} phase timed out after {after:?} ({setting})")]
+    PhaseTimeout {
+        addr: String,
+        phase: &'static str,
+        setting: &'static str,
         after: std::time::Duration,
     },
     #[error("TLS to {addr}: {reason}")]

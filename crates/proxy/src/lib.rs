@@ -8,6 +8,7 @@
 mod cancel;
 mod client;
 mod conn;
+mod dns;
 mod error;
 mod pools;
 mod relay;
@@ -80,6 +81,8 @@ fn prepare(config: &Config, old: Option<&Shared>) -> Result<Prepared, SetupError
         tls_mode: config.server_tls.mode,
         tls: tls::connector(&config.server_tls)?,
         connect_timeout: config.pool.server_connect_timeout,
+        phases: server::PhaseTimeouts::from_config(&config.server),
+        dns: dns::Dns::from_config(&config.server)?,
         max_message: config.proxy.max_message_size,
     };
     let mut secrets = HashMap::new();

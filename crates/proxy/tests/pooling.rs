@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use dbwarden_config::Config;
 use dbwarden_testkit::{PgCluster, StopMode};
-use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::Client;
 
 const DB: &str = "pooled";
 
@@ -22,25 +21,6 @@ fn config(pg: &PgCluster, size: u32) -> Config {
 
 async fn client(proxy: &TestProxy) -> Client {
     connect(&proxy.conn_str(USER, PASSWORD, DB)).await.unwrap()
-}
-
-/// A client and the task driving its connection: aborting the task drops the socket without
-/// a Terminate, like a client process that dies.
-async fn client_with_handle(proxy: &TestProxy) -> (Client, JoinHandle<()>) {
-    let (client, conn) = tokio_postgres::connect(&proxy.conn_str(USER, PASSWORD, DB), NoTls)
-        .await
-        .unwrap();
-    let task = tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    (client, task)
-}
-
-/// A superuser connection straight to PostgreSQL, to watch what the proxy does there.
-async fn monitor(pg: &PgCluster) -> Client {
-    connect(&pg.url(pg.superuser(), "postgres", "postgres"))
-        .await
-        .unwrap()
 }
 
 async fn server_connections(monitor: &Client) -> i64 {
@@ -59,18 +39,6 @@ async fn backend_pid(c: &Client) -> i32 {
         .await
         .unwrap()
         .get(0)
-}
-
-/// The first column of the first row of a simple query, as text.
-async fn value(c: &Client, sql: &str) -> String {
-    let messages = c.simple_query(sql).await.unwrap();
-    messages
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("NULL").to_owned()),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no row from {sql}"))
 }
 
 /// Polls `check` every 50 ms for up to 5 s.
@@ -227,7 +195,7 @@ async fn a_client_gone_mid_transaction_commits_nothing_and_its_connection_is_clo
 
     // Once with a polite Terminate (tokio-postgres on drop), once with a dead socket.
     for polite in [true, false] {
-        let (c, task) = client_with_handle(&proxy).await;
+        let (c, task) = killable(&proxy.conn_str(USER, PASSWORD, DB)).await;
         let pid = backend_pid(&c).await;
         c.batch_execute("BEGIN; INSERT INTO t VALUES (1)")
             .await
@@ -251,7 +219,7 @@ async fn a_client_gone_during_a_long_query_leaves_nothing_running() {
     let proxy = TestProxy::start(config(&pg, 2)).await;
     let mon = monitor(&pg).await;
 
-    let (c, task) = client_with_handle(&proxy).await;
+    let (c, task) = killable(&proxy.conn_str(USER, PASSWORD, DB)).await;
     let pid = backend_pid(&c).await;
     let sleeper = tokio::spawn(async move {
         let _ = c.simple_query("SELECT pg_sleep(30)").await;

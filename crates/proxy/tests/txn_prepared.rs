@@ -11,35 +11,15 @@ mod raw;
 use std::collections::HashSet;
 
 use common::*;
-use dbwarden_config::{Config, PoolMode};
-use dbwarden_testkit::PgCluster;
 use futures_util::future::try_join3;
 use tokio::task::JoinSet;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
 const DB: &str = "prepared";
 
-fn txn_config(pg: &PgCluster, size: u32) -> Config {
-    let mut config = upstream_config(pg, size);
-    config.pool.mode = PoolMode::Transaction;
-    config
-}
-
 async fn client(proxy: &TestProxy) -> Client {
     connect(&proxy.conn_str(USER, PASSWORD, DB)).await.unwrap()
-}
-
-/// The first column of the first row of a simple query, as text.
-async fn value(c: &Client, sql: &str) -> String {
-    let messages = c.simple_query(sql).await.unwrap();
-    messages
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("NULL").to_owned()),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no row from {sql}"))
 }
 
 async fn backend_pid(c: &Client) -> i32 {

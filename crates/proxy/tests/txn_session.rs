@@ -9,53 +9,13 @@ mod pinning;
 use std::time::Duration;
 
 use common::*;
-use dbwarden_config::{Config, PoolMode};
-use dbwarden_testkit::PgCluster;
-use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, NoTls};
 
 const DB: &str = "sessions";
 
-fn txn_config(pg: &PgCluster, size: u32) -> Config {
-    let mut config = upstream_config(pg, size);
-    config.pool.mode = PoolMode::Transaction;
-    config
-}
-
 async fn client(proxy: &TestProxy) -> Client {
     connect(&proxy.conn_str(USER, PASSWORD, DB)).await.unwrap()
-}
-
-/// A client and the task driving its connection: aborting the task drops the socket without
-/// a Terminate, like a client process that is killed.
-async fn killable_client(proxy: &TestProxy) -> (Client, JoinHandle<()>) {
-    let (client, conn) = tokio_postgres::connect(&proxy.conn_str(USER, PASSWORD, DB), NoTls)
-        .await
-        .unwrap();
-    let task = tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    (client, task)
-}
-
-/// A superuser connection straight to PostgreSQL, to watch what the proxy does there.
-async fn monitor(pg: &PgCluster) -> Client {
-    connect(&pg.url(pg.superuser(), "postgres", "postgres"))
-        .await
-        .unwrap()
-}
-
-/// The first column of the first row of a simple query, as text.
-async fn value(c: &Client, sql: &str) -> String {
-    let messages = c.simple_query(sql).await.unwrap();
-    messages
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("NULL").to_owned()),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no row from {sql}"))
 }
 
 /// Polls `check` every 50 ms for up to 10 s.
@@ -161,7 +121,7 @@ async fn a_client_killed_mid_transaction_is_rolled_back_and_its_connection_not_r
         ("idle", "SELECT 1"),
         ("busy", "SELECT pg_sleep(30) /* busy */"),
     ] {
-        let (a, a_conn) = killable_client(&proxy).await;
+        let (a, a_conn) = killable(&proxy.conn_str(USER, PASSWORD, DB)).await;
         a.batch_execute("BEGIN; INSERT INTO ledger VALUES (1)")
             .await
             .unwrap();

@@ -11,19 +11,13 @@ mod drift;
 use std::time::Duration;
 
 use common::*;
-use dbwarden_config::{AuthMethod, Config, PoolMode};
+use dbwarden_config::{AuthMethod, Config};
 use dbwarden_testkit::{frame, PgCluster, RawClient, RawMessage};
 use tokio::task::JoinSet;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 const DB: &str = "settings";
-
-fn txn_config(pg: &PgCluster, size: u32) -> Config {
-    let mut config = upstream_config(pg, size);
-    config.pool.mode = PoolMode::Transaction;
-    config
-}
 
 /// `extra` is appended to the connection string (e.g. `options='-c TimeZone=UTC'`).
 async fn client(proxy: &TestProxy, extra: &str) -> Client {

@@ -20,7 +20,88 @@ pub struct ServerCtx {
     pub tls_mode: ServerTlsMode,
     pub tls: Option<tokio_rustls::TlsConnector>,
     pub connect_timeout: Duration,
+    pub phases: PhaseTimeouts,
+    pub dns: crate::dns::Dns,
     pub max_message: u32,
+}
+
+/// The bound on each phase of opening a connection; zero means only `connect_timeout`.
+#[derive(Clone, Copy, Debug)]
+pub struct PhaseTimeouts {
+    pub dns: Duration,
+    pub tcp: Duration,
+    pub tls: Duration,
+    pub login: Duration,
+}
+
+impl PhaseTimeouts {
+    pub fn from_config(c: &dbwarden_config::ServerConfig) -> PhaseTimeouts {
+        PhaseTimeouts {
+            dns: c.server_dns_timeout,
+            tcp: c.server_tcp_timeout,
+            tls: c.server_tls_timeout,
+            login: c.server_login_timeout,
+        }
+    }
+}
+
+/// A phase of opening a server connection, for errors that say which one hung.
+#[derive(Clone, Copy, Debug)]
+enum Phase {
+    Dns,
+    Tcp,
+    Tls,
+    Login,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Dns => "DNS",
+            Phase::Tcp => "TCP",
+            Phase::Tls => "TLS",
+            Phase::Login => "login",
+        }
+    }
+
+    fn setting(self) -> &'static str {
+        match self {
+            Phase::Dns => "server.server_dns_timeout",
+            Phase::Tcp => "server.server_tcp_timeout",
+            Phase::Tls => "server.server_tls_timeout",
+            Phase::Login => "server.server_login_timeout",
+        }
+    }
+
+    fn limit(self, t: &PhaseTimeouts) -> Duration {
+        match self {
+            Phase::Dns => t.dns,
+            Phase::Tcp => t.tcp,
+            Phase::Tls => t.tls,
+            Phase::Login => t.login,
+        }
+    }
+}
+
+/// Runs one phase within its own bound (if it has one).
+async fn bounded<T>(
+    phase: Phase,
+    timeouts: &PhaseTimeouts,
+    addr: &str,
+    fut: impl std::future::Future<Output = Result<T, ServerError>>,
+) -> Result<T, ServerError> {
+    let limit = phase.limit(timeouts);
+    if limit.is_zero() {
+        return fut.await;
+    }
+    tokio::time::timeout(limit, fut)
+        .await
+        .map_err(|_| ServerError::PhaseTimeout {
+            addr: addr.to_owned(),
+            phase: phase.name(),
+            setting: phase.setting(),
+            after: limit,
+        })?
 }
 
 /// One pool's upstream: where to connect and as whom.
@@ -56,14 +137,26 @@ async fn connect_inner(target: &ServerTarget, ctx: &ServerCtx) -> Result<ServerC
         addr: addr_text.clone(),
         source,
     };
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((target.host.as_str(), target.port))
-        .await
-        .map_err(connect_err)?
-        .collect();
+    let lookup = async {
+        ctx.dns
+            .resolve(&target.host, target.port)
+            .await
+            .map_err(connect_err)
+    };
+    let addrs: Vec<SocketAddr> = bounded(Phase::Dns, &ctx.phases, &addr_text, lookup).await?;
     let mut last = None;
     for addr in addrs {
         match open_stream(addr, &target.host, ctx, false).await {
-            Ok(conn) => return login(conn, addr, target).await,
+            Ok(conn) => {
+                let addr_s = addr.to_string();
+                return bounded(
+                    Phase::Login,
+                    &ctx.phases,
+                    &addr_s,
+                    login(conn, addr, target),
+                )
+                .await;
+            }
             Err(e) => last = Some(e),
         }
     }
@@ -83,16 +176,21 @@ pub(super) async fn open_stream(
     ctx: &ServerCtx,
     force_tls: bool,
 ) -> Result<Conn, ServerError> {
-    let tcp = TcpStream::connect(addr)
-        .await
-        .map_err(|source| ServerError::Connect {
-            addr: addr.to_string(),
-            source,
-        })?;
+    let addr_s = addr.to_string();
+    let tcp = bounded(Phase::Tcp, &ctx.phases, &addr_s, async {
+        TcpStream::connect(addr)
+            .await
+            .map_err(|source| ServerError::Connect {
+                addr: addr_s.clone(),
+                source,
+            })
+    })
+    .await?;
     tune(&tcp);
     let stream = match (&ctx.tls, ctx.tls_mode) {
         (Some(connector), mode) if mode != ServerTlsMode::Disable || force_tls => {
-            negotiate_tls(tcp, addr, host, connector, mode).await?
+            let tls = negotiate_tls(tcp, addr, host, connector, mode);
+            bounded(Phase::Tls, &ctx.phases, &addr_s, tls).await?
         }
         _ => Stream::Plain(tcp),
     };

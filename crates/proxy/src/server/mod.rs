@@ -2,7 +2,7 @@
 
 mod connect;
 
-pub use connect::{connect, ServerCtx, ServerTarget};
+pub use connect::{connect, PhaseTimeouts, ServerCtx, ServerTarget};
 
 use std::net::SocketAddr;
 

@@ -118,3 +118,42 @@ pub async fn connect(conn_str: &str) -> Result<tokio_postgres::Client, tokio_pos
     });
     Ok(client)
 }
+
+/// The same, in transaction mode.
+pub fn txn_config(pg: &PgCluster, pool_size: u32) -> Config {
+    let mut c = upstream_config(pg, pool_size);
+    c.pool.mode = dbwarden_config::PoolMode::Transaction;
+    c
+}
+
+/// A client and the task driving its connection: aborting the task drops the socket without
+/// a Terminate, like a client process that is killed.
+pub async fn killable(conn_str: &str) -> (tokio_postgres::Client, tokio::task::JoinHandle<()>) {
+    let (client, conn) = tokio_postgres::connect(conn_str, NoTls).await.unwrap();
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (client, task)
+}
+
+/// A superuser connection straight to PostgreSQL, to watch what the proxy does there.
+pub async fn monitor(pg: &PgCluster) -> tokio_postgres::Client {
+    connect(&pg.url(pg.superuser(), "postgres", "postgres"))
+        .await
+        .unwrap()
+}
+
+/// The first column of the first row of a simple query, as text ("NULL" for NULL).
+pub async fn value(c: &tokio_postgres::Client, sql: &str) -> String {
+    c.simple_query(sql)
+        .await
+        .unwrap()
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some(r.get(0).unwrap_or("NULL").to_owned())
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no row from {sql}"))
+}

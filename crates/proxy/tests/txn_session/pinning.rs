@@ -9,7 +9,8 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::common::*;
-use super::{client, killable_client, txn_config, value, DB};
+use super::{client, DB};
+use crate::common::{killable, txn_config, value, PASSWORD, USER};
 
 /// A client whose notifications arrive on the returned channel as (channel, payload).
 async fn listening_client(
@@ -169,7 +170,7 @@ async fn a_pinned_client_that_leaves_leaves_nothing_behind() {
     let proxy = TestProxy::start(txn_config(&pg, 1)).await;
     // Leaving politically (Terminate) and being killed (the socket just closes).
     for killed in [false, true] {
-        let (a, a_conn) = killable_client(&proxy).await;
+        let (a, a_conn) = killable(&proxy.conn_str(USER, PASSWORD, DB)).await;
         a.batch_execute(
             "LISTEN jobs; CREATE TEMP TABLE scratch (i int); SELECT pg_advisory_lock(42);
              DECLARE held CURSOR WITH HOLD FOR SELECT 1; PREPARE twice(int) AS SELECT $1 * 2",

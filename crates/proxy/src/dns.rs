@@ -1,0 +1,78 @@
+//! Backend host names resolved with hickory-resolver rather than the blocking libc resolver,
+//! so a lookup has a timeout and cannot tie up a blocking-pool thread, and so answers are
+//! cached no longer than `server.dns_max_ttl`: every new server connection asks the cache,
+//! which re-resolves once the record expires, so a moved backend is followed.
+
+use std::net::{IpAddr, SocketAddr};
+
+use dbwarden_config::ServerConfig;
+use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig};
+use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::TokioResolver;
+
+use crate::error::SetupError;
+
+/// A shared resolver with its cache; cheap to clone.
+#[derive(Clone)]
+pub struct Dns {
+    resolver: TokioResolver,
+}
+
+impl Dns {
+    /// The system's resolver configuration (`/etc/resolv.conf`), or `dns_servers` when set.
+    pub fn from_config(c: &ServerConfig) -> Result<Dns, SetupError> {
+        let provider = TokioConnectionProvider::default();
+        let mut builder = if c.dns_servers.is_empty() {
+            TokioResolver::builder(provider)
+                .map_err(|e| SetupError::Dns(format!("system resolver configuration: {e}")))?
+        } else {
+            let mut group = NameServerConfigGroup::new();
+            for text in &c.dns_servers {
+                let addr = parse_server(text).ok_or_else(|| {
+                    SetupError::Dns(format!("server.dns_servers: `{text}` is not IP or IP:port"))
+                })?;
+                group.merge(NameServerConfigGroup::from_ips_clear(
+                    &[addr.ip()],
+                    addr.port(),
+                    true,
+                ));
+            }
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_parts(None, vec![], group),
+                provider,
+            )
+        };
+        let opts = builder.options_mut();
+        if !c.server_dns_timeout.is_zero() {
+            opts.timeout = c.server_dns_timeout;
+        }
+        opts.positive_max_ttl = Some(c.dns_max_ttl);
+        // A failed lookup is retried on the next connect, not remembered.
+        opts.negative_max_ttl = Some(std::time::Duration::ZERO);
+        Ok(Dns {
+            resolver: builder.build(),
+        })
+    }
+
+    /// The addresses for `host:port`, in the resolver's preferred order. A literal IP
+    /// address is used as it is, without asking anyone.
+    pub async fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+        if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        let lookup = self
+            .resolver
+            .lookup_ip(host)
+            .await
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::NotFound, e))?;
+        Ok(lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect())
+    }
+}
+
+fn parse_server(text: &str) -> Option<SocketAddr> {
+    text.parse::<SocketAddr>().ok().or_else(|| {
+        text.parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, 53))
+    })
+}
