@@ -1,4 +1,5 @@
-//! `[server]`: how the proxy opens and watches its connections to PostgreSQL.
+//! `[server]`: how the proxy opens and watches its connections to PostgreSQL (and the TCP
+//! options it sets on client sockets too).
 
 use std::time::Duration;
 
@@ -35,6 +36,24 @@ pub struct ServerConfig {
     /// `/etc/resolv.conf`.
     /// Default: `[]`. Reload: yes (new connections).
     pub dns_servers: Vec<String>,
+    /// TCP keepalive on client and server sockets: idle time before the first probe;
+    /// `"0s"` turns keepalive off. Keepalive finds peers that vanished without a FIN (a
+    /// crashed host, a NAT or conntrack entry dropped) and keeps such entries alive.
+    /// Default: `"60s"`. Unit: duration (whole seconds). Reload: yes (new connections).
+    #[serde(with = "humantime_serde")]
+    pub tcp_keepalive_idle: Duration,
+    /// Time between keepalive probes.
+    /// Default: `"10s"`. Unit: duration (whole seconds). Must be > 0. Reload: yes (new connections).
+    #[serde(with = "humantime_serde")]
+    pub tcp_keepalive_interval: Duration,
+    /// Unanswered keepalive probes before the connection is declared dead.
+    /// Default: `6`. Unit: probes. Minimum 1. Reload: yes (new connections).
+    pub tcp_keepalive_count: u32,
+    /// `TCP_USER_TIMEOUT` on client and server sockets: how long sent data may stay
+    /// unacknowledged before the kernel drops the connection; `"0s"` = the system default.
+    /// Default: `"0s"`. Unit: duration (milliseconds). Reload: yes (new connections).
+    #[serde(with = "humantime_serde")]
+    pub tcp_user_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +65,34 @@ impl Default for ServerConfig {
             server_login_timeout: Duration::from_secs(10),
             dns_max_ttl: Duration::from_secs(30),
             dns_servers: Vec::new(),
+            tcp_keepalive_idle: Duration::from_secs(60),
+            tcp_keepalive_interval: Duration::from_secs(10),
+            tcp_keepalive_count: 6,
+            tcp_user_timeout: Duration::ZERO,
         }
     }
 }
+
+impl ServerConfig {
+    /// Adds every problem with this section to `problems` (see `Config::validate`).
+    pub(crate) fn check(&self, problems: &mut Vec<String>) {
+        if self.tcp_keepalive_interval.is_zero() {
+            problems.push("server.tcp_keepalive_interval: must be greater than 0".to_owned());
+        }
+        if self.tcp_keepalive_count == 0 {
+            problems.push("server.tcp_keepalive_count: must be at least 1".to_owned());
+        }
+        for server in &self.dns_servers {
+            let ok = server.parse::<std::net::SocketAddr>().is_ok()
+                || server.parse::<std::net::IpAddr>().is_ok();
+            if !ok {
+                problems.push(format!(
+                    "server.dns_servers: `{server}` is not an IP address or IP:port"
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

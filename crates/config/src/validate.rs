@@ -19,6 +19,7 @@ impl Config {
         let mut problems = Vec::new();
         self.check_proxy(&mut problems);
         self.check_pool(&mut problems);
+        self.server.check(&mut problems);
         self.check_tls(&mut problems);
         self.check_users(&mut problems);
         self.check_databases(&mut problems);

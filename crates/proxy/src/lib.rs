@@ -83,6 +83,7 @@ fn prepare(config: &Config, old: Option<&Shared>) -> Result<Prepared, SetupError
         connect_timeout: config.pool.server_connect_timeout,
         phases: server::PhaseTimeouts::from_config(&config.server),
         dns: dns::Dns::from_config(&config.server)?,
+        tcp: stream::TcpTuning::from_config(&config.server),
         max_message: config.proxy.max_message_size,
     };
     let mut secrets = HashMap::new();
@@ -184,6 +185,7 @@ impl Proxy {
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
+                        stream::keepalive(&tcp, &self.shared.server_ctx.load().tcp);
                         tasks.spawn(client::handle_client(tcp, peer, self.shared.clone()));
                     }
                     // Out of file descriptors and the like: back off instead of spinning.

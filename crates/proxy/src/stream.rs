@@ -3,6 +3,7 @@
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -85,13 +86,57 @@ impl AsyncWrite for Stream {
 }
 
 /// Socket options for every proxied connection: no Nagle delay (the protocol is
-/// request/response and we already batch writes), and keepalive so dead peers are noticed.
+/// request/response and we already batch writes). Keepalive is set by [`keepalive`], from
+/// the config.
 pub fn tune(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
-    let sock = socket2::SockRef::from(stream);
-    let keepalive = socket2::TcpKeepalive::new()
-        .with_time(std::time::Duration::from_secs(60))
-        .with_interval(std::time::Duration::from_secs(10))
-        .with_retries(6);
-    let _ = sock.set_tcp_keepalive(&keepalive);
 }
+
+/// TCP keepalive and `TCP_USER_TIMEOUT` for one socket, from `[server]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpTuning {
+    /// Zero turns keepalive off.
+    pub keepalive_idle: Duration,
+    pub keepalive_interval: Duration,
+    pub keepalive_count: u32,
+    /// Zero leaves the system default.
+    pub user_timeout: Duration,
+}
+
+impl TcpTuning {
+    pub fn from_config(c: &dbwarden_config::ServerConfig) -> TcpTuning {
+        TcpTuning {
+            keepalive_idle: c.tcp_keepalive_idle,
+            keepalive_interval: c.tcp_keepalive_interval,
+            keepalive_count: c.tcp_keepalive_count,
+            user_timeout: c.tcp_user_timeout,
+        }
+    }
+}
+
+/// Applies `tuning` to a client or server socket. Failures are logged, not fatal: a
+/// connection without keepalive still works, it is only slower to notice a dead peer.
+pub fn keepalive(stream: &TcpStream, tuning: &TcpTuning) {
+    let sock = socket2::SockRef::from(stream);
+    let result = if tuning.keepalive_idle.is_zero() {
+        sock.set_keepalive(false)
+    } else {
+        let ka = socket2::TcpKeepalive::new()
+            .with_time(tuning.keepalive_idle)
+            .with_interval(tuning.keepalive_interval)
+            .with_retries(tuning.keepalive_count);
+        sock.set_tcp_keepalive(&ka)
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "setting TCP keepalive failed");
+    }
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    if !tuning.user_timeout.is_zero() {
+        if let Err(e) = sock.set_tcp_user_timeout(Some(tuning.user_timeout)) {
+            tracing::warn!(error = %e, "setting TCP_USER_TIMEOUT failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

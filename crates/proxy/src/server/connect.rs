@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use super::{read_err, CancelTarget, ServerConn};
 use crate::conn::Conn;
 use crate::error::ServerError;
-use crate::stream::{tune, Stream};
+use crate::stream::{keepalive, tune, Stream, TcpTuning};
 
 /// Everything needed to open server connections, shared by all pools.
 #[derive(Clone)]
@@ -22,6 +22,8 @@ pub struct ServerCtx {
     pub connect_timeout: Duration,
     pub phases: PhaseTimeouts,
     pub dns: crate::dns::Dns,
+    /// Keepalive and TCP_USER_TIMEOUT, for server sockets and (from the listener) client ones.
+    pub tcp: TcpTuning,
     pub max_message: u32,
 }
 
@@ -187,6 +189,7 @@ pub(super) async fn open_stream(
     })
     .await?;
     tune(&tcp);
+    keepalive(&tcp, &ctx.tcp);
     let stream = match (&ctx.tls, ctx.tls_mode) {
         (Some(connector), mode) if mode != ServerTlsMode::Disable || force_tls => {
             let tls = negotiate_tls(tcp, addr, host, connector, mode);
