@@ -70,6 +70,23 @@ pub struct PoolConfig {
     /// Transaction mode: `"pin"` or `"refuse"` session-only features.
     /// Default: `"pin"`. Reload: yes (new clients).
     pub session_features: SessionFeatures,
+    /// Cancel a query that runs longer than this (client gets 57014); `"0s"` = off.
+    /// Default: `"0s"`. Unit: duration. Reload: yes (new clients).
+    #[serde(with = "humantime_serde")]
+    pub query_timeout: Duration,
+    /// Cancel the running query of a transaction open longer than this, or end the session
+    /// when it sits idle past it (57014); `"0s"` = off.
+    /// Default: `"0s"`. Unit: duration. Reload: yes (new clients).
+    #[serde(with = "humantime_serde")]
+    pub transaction_timeout: Duration,
+    /// Close a client silent this long outside a transaction (FATAL 57P05); `"0s"` = off.
+    /// Default: `"0s"`. Unit: duration. Reload: yes (new clients).
+    #[serde(with = "humantime_serde")]
+    pub client_idle_timeout: Duration,
+    /// Close a client idle this long inside a transaction, rolling it back (FATAL 25P03);
+    /// `"0s"` = off. Default: `"0s"`. Unit: duration. Reload: yes (new clients).
+    #[serde(with = "humantime_serde")]
+    pub idle_transaction_timeout: Duration,
 }
 
 impl Default for PoolConfig {
@@ -85,6 +102,10 @@ impl Default for PoolConfig {
             server_lifetime: Duration::from_secs(60 * 60),
             max_prepared_statements: 200,
             session_features: SessionFeatures::Pin,
+            query_timeout: Duration::ZERO,
+            transaction_timeout: Duration::ZERO,
+            client_idle_timeout: Duration::ZERO,
+            idle_transaction_timeout: Duration::ZERO,
         }
     }
 }

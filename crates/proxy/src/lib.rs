@@ -8,6 +8,7 @@
 mod cancel;
 mod client;
 mod conn;
+mod deadline;
 mod dns;
 mod error;
 mod pools;
@@ -15,6 +16,7 @@ mod relay;
 mod server;
 pub mod sql;
 mod stream;
+mod timeouts;
 mod tls;
 mod txn;
 

@@ -9,15 +9,17 @@
 //! server answers cannot deadlock the proxy). What to do with each message is up to a
 //! [`Hooks`] implementation: session mode only watches, transaction mode also rewrites.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use dbwarden_wire::frontend::tag as fe;
 use dbwarden_wire::{ProtocolError, ScanEvent, Scanner};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
 
 use crate::stream::Stream;
 
@@ -40,6 +42,9 @@ pub enum RelayEnd {
     ServerProtocol(ProtocolError),
     /// A server hook said the exchange is over (transaction done) and it all reached the client.
     Done,
+    /// The hooks' [`Hooks::deadline`] passed. Nothing is lost: calling `relay` again with
+    /// the same halves carries on where this stopped.
+    Deadline,
 }
 
 /// What a hook decides for one frame.
@@ -75,6 +80,11 @@ pub trait Hooks {
     /// The server side is between frames with nothing unread: a chance to send the client
     /// answers the proxy made up.
     fn server_at_rest(&mut self, _inject: &mut BytesMut) {}
+    /// When relaying should stop with [`RelayEnd::Deadline`]. Asked only when both sides
+    /// would block, and a timer is armed only while this says `Some`.
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -149,6 +159,30 @@ impl Half {
     pub fn starts_with_terminate(&self) -> bool {
         self.scanner.at_boundary()
             && self.buf[self.scanned..self.end].starts_with(&[fe::TERMINATE, 0, 0, 0, 4])
+    }
+
+    /// The first buffered frame when it is here whole and nothing was scanned yet (a client
+    /// with no server connection): its tag and bytes, header included.
+    pub fn first_frame(&self) -> Option<(u8, &[u8])> {
+        if self.start != 0 || self.scanned != 0 || !self.scanner.at_boundary() {
+            return None;
+        }
+        let head = self.buf.get(..5.min(self.end))?;
+        if head.len() < 5 {
+            return None;
+        }
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let total = 1 + len;
+        if len < 4 || total > self.end {
+            return None;
+        }
+        Some((head[0], &self.buf[..total]))
+    }
+
+    /// Removes the first `n` buffered bytes (a frame the proxy answered itself).
+    pub fn consume_front(&mut self, n: usize) {
+        self.buf.copy_within(n..self.end, 0);
+        self.end -= n;
     }
 
     /// Puts `bytes` ahead of everything not yet scanned (the proxy's own messages first).
@@ -334,6 +368,9 @@ pub async fn relay<H: Hooks>(
     down: &mut Half,
     hooks: &mut H,
 ) -> RelayEnd {
+    // Created the first time the hooks name a deadline, so relaying without timeouts
+    // configured never touches the timer wheel.
+    let mut timer: Pin<&mut Option<Sleep>> = std::pin::pin!(None);
     poll_fn(|cx| loop {
         // Once the server side says the exchange is over, take nothing more from the client.
         let up_moved = if down.hold == Halt::Running {
@@ -374,8 +411,27 @@ pub async fn relay<H: Hooks>(
             return Poll::Ready(RelayEnd::ServerEof);
         }
         if !up_moved && !down_moved {
+            if let Some(at) = hooks.deadline() {
+                if timer_fired(timer.as_mut(), at, cx) {
+                    return Poll::Ready(RelayEnd::Deadline);
+                }
+            }
             return Poll::Pending;
         }
     })
     .await
+}
+
+/// Arms (or re-arms) the timer for `at` and polls it.
+fn timer_fired(mut timer: Pin<&mut Option<Sleep>>, at: Instant, cx: &mut Context<'_>) -> bool {
+    let at = tokio::time::Instant::from_std(at);
+    match timer.as_mut().as_pin_mut() {
+        Some(sleep) if sleep.deadline() == at => {}
+        Some(sleep) => sleep.reset(at),
+        None => timer.set(Some(tokio::time::sleep_until(at))),
+    }
+    match timer.as_pin_mut() {
+        Some(sleep) => sleep.poll(cx).is_ready(),
+        None => false,
+    }
 }

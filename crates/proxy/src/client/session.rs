@@ -22,9 +22,10 @@ use crate::cancel::CancelKey;
 use crate::conn::Conn;
 use crate::error::SessionError;
 use crate::pools::{checkout, PoolEntry};
-use crate::relay::{relay, Act, Half, Hooks, RelayEnd};
+use crate::relay::{Act, Half, Hooks, RelayEnd};
 use crate::server::{send_cancel, ServerConn, ServerTarget};
 use crate::stream::{tune, Stream};
+use crate::timeouts::{relay_timed, Ended, Limits, Progress, Timed};
 use crate::txn::gucs::{valid_name, ClientGucs};
 use crate::txn::TxnClient;
 use crate::Shared;
@@ -112,33 +113,46 @@ async fn session(
     }
 
     cancel_key.attach(Some(lease.conn().cancel.clone()));
+    let ctx = shared.server_ctx.load_full();
     let server = lease.conn_mut();
-    let mut hooks = SessionHooks {
+    let session_hooks = SessionHooks {
         pending: 0,
         status: server.status,
         params: Vec::new(),
     };
+    let mut timed = Timed::new(session_hooks, Limits::from_config(&config.pool), true);
     let max_message = config.proxy.max_message_size;
     let (mut up, mut down) = (Half::new(max_message), Half::new(max_message));
     up.seed(&client.rbuf.split());
     down.seed(&server.conn.rbuf.split());
-    let end = relay(
+    let ended = relay_timed(
         &mut client.stream,
         &mut server.conn.stream,
+        &server.cancel,
         &mut up,
         &mut down,
-        &mut hooks,
+        &mut timed,
+        &ctx,
     )
     .await;
     cancel_key.attach(None);
+    let hooks = &mut timed.inner;
     for (k, v) in std::mem::take(&mut hooks.params) {
         server.set_param(&k, &v);
     }
     server.status = hooks.status;
-    tracing::debug!(?end, pending = hooks.pending, "relay ended");
 
+    let end = match ended {
+        Ended::Relay(end) => end,
+        Ended::Close(code, message) => {
+            close_busy(lease, hooks.pending, shared);
+            return Err(SessionError::refused(code, message));
+        }
+    };
+    tracing::debug!(?end, pending = hooks.pending, "relay ended");
     match end {
-        RelayEnd::ClientTerminate | RelayEnd::ClientEof | RelayEnd::Done => {
+        // `Deadline` is handled inside `relay_timed`; it never gets here.
+        RelayEnd::ClientTerminate | RelayEnd::ClientEof | RelayEnd::Done | RelayEnd::Deadline => {
             finish_session(lease, hooks.pending, shared, config).await;
             Ok(())
         }
@@ -159,6 +173,16 @@ async fn session(
         RelayEnd::ServerEof => Ok(()),
         RelayEnd::ServerIo(e) => Err(crate::error::ServerError::Io(e).into()),
         RelayEnd::ServerProtocol(e) => Err(crate::error::ServerError::Protocol(e).into()),
+    }
+}
+
+impl Progress for SessionHooks {
+    fn outstanding(&self) -> bool {
+        self.pending > 0
+    }
+
+    fn in_transaction(&self) -> bool {
+        self.status != TxStatus::Idle
     }
 }
 

@@ -12,14 +12,19 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use dbwarden_config::Config;
 use dbwarden_wire::backend::TxStatus;
-use dbwarden_wire::encode;
+use dbwarden_wire::encode::{self, Severity};
+use dbwarden_wire::frontend::tag as fe;
+use dbwarden_wire::SqlState;
+use tokio::io::AsyncWriteExt;
 
 use crate::cancel::CancelKey;
 use crate::conn::Conn;
 use crate::error::{ServerError, SessionError};
 use crate::pools::{checkout, PoolEntry};
-use crate::relay::{relay, Half, RelayEnd};
+use crate::relay::{Half, RelayEnd};
 use crate::server::ServerConn;
+use crate::stream::Stream;
+use crate::timeouts::{relay_timed, Ended, Limits, Progress, Timed};
 use crate::Shared;
 
 pub use tracker::TxnClient;
@@ -39,10 +44,17 @@ pub async fn run(
     let mut up = Half::new(max_message);
     up.seed(&client.rbuf.split());
     let mut down = Half::new(max_message);
+    let limits = Limits::from_config(&config.pool);
     loop {
         // Idle: no server connection until the client sends something.
         if up.is_empty() {
-            match up.fill(&mut client.stream).await {
+            let filled = match limits.client_idle {
+                None => up.fill(&mut client.stream).await,
+                Some(limit) => tokio::time::timeout(limit, up.fill(&mut client.stream))
+                    .await
+                    .map_err(|_| idle_timeout(limit))?,
+            };
+            match filled {
                 Ok(0) => return Ok(()),
                 Ok(_) => {}
                 Err(e) => return Err(SessionError::ClientIo(e)),
@@ -50,6 +62,9 @@ pub async fn run(
         }
         if up.starts_with_terminate() {
             return Ok(());
+        }
+        if refuse_past_deadline(&mut up, &mut client.stream).await? {
+            continue;
         }
         let ctx = shared.server_ctx.load_full();
         let mut lease = checkout(&entry, &ctx, config.pool.query_wait_timeout).await?;
@@ -69,7 +84,7 @@ pub async fn run(
                     .map(|(_, v)| v.as_str())
             })
             != Some("off");
-        let mut hooks = TxnHooks::new(
+        let txn_hooks = TxnHooks::new(
             &mut tx,
             &mut server.statements,
             &shared.statements,
@@ -77,25 +92,28 @@ pub async fn run(
             server.status,
             standard_strings,
         );
+        let mut hooks = Timed::new(txn_hooks, limits, false);
         if let Some(sql) = sync {
             // Sent ahead of the client's messages in the same write: no extra round trip.
             let mut q = BytesMut::new();
             encode::query(&mut q, &sql);
             up.insert_front(&q);
-            hooks.expect_internal();
+            hooks.inner.expect_internal();
         }
         cancel_key.attach(Some(server.cancel.clone()));
-        let end = relay(
+        let ended = relay_timed(
             &mut client.stream,
             &mut server.conn.stream,
+            &server.cancel,
             &mut up,
             &mut down,
             &mut hooks,
+            &ctx,
         )
         .await;
         cancel_key.attach(None);
-        let (status, outstanding) = (hooks.status, hooks.outstanding());
-        let followup = std::mem::take(&mut hooks.followup);
+        let (status, outstanding) = (hooks.inner.status, hooks.inner.outstanding());
+        let followup = std::mem::take(&mut hooks.inner.followup);
         drop(hooks);
         server.status = status;
         for (k, v) in &followup.reported {
@@ -108,8 +126,16 @@ pub async fn run(
             );
         }
         down.clear();
+        let end = match ended {
+            Ended::Relay(end) => end,
+            Ended::Close(code, message) => {
+                crate::client::close_busy(lease, u32::from(outstanding), shared);
+                return Err(SessionError::refused(code, message));
+            }
+        };
         match end {
-            RelayEnd::Done => {
+            // `Deadline` is handled inside `relay_timed`; it never gets here.
+            RelayEnd::Done | RelayEnd::Deadline => {
                 if followup.internal_failed {
                     continue; // dropping the lease closes a connection in an unknown state
                 }
@@ -143,6 +169,53 @@ pub async fn run(
             RelayEnd::ServerProtocol(e) => return Err(ServerError::Protocol(e).into()),
         }
     }
+}
+
+impl Progress for TxnHooks<'_> {
+    fn outstanding(&self) -> bool {
+        TxnHooks::outstanding(self)
+    }
+
+    fn in_transaction(&self) -> bool {
+        self.status != TxStatus::Idle
+    }
+}
+
+fn idle_timeout(limit: std::time::Duration) -> SessionError {
+    SessionError::refused(
+        SqlState::from_code("57P05").unwrap_or(SqlState::QUERY_CANCELED),
+        format!("terminating connection due to dbwarden client_idle_timeout ({limit:?})"),
+    )
+}
+
+/// A client with no server connection whose next simple Query carries a deadline that has
+/// already passed gets its 57014 at once, and no server connection is taken for it.
+/// Returns whether the query was answered here.
+async fn refuse_past_deadline(up: &mut Half, client: &mut Stream) -> Result<bool, SessionError> {
+    let Some((fe::QUERY, frame)) = up.first_frame() else {
+        return Ok(false);
+    };
+    let now = std::time::Instant::now();
+    match crate::deadline::find(frame, now, crate::deadline::unix_ms()) {
+        Some(at) if at <= now => {}
+        _ => return Ok(false),
+    }
+    let len = frame.len();
+    up.consume_front(len);
+    let mut answer = BytesMut::new();
+    encode::error_response(
+        &mut answer,
+        Severity::Error,
+        SqlState::QUERY_CANCELED,
+        "canceling statement due to the client's dbwarden_deadline (already past)",
+    );
+    encode::ready_for_query(&mut answer, TxStatus::Idle);
+    client
+        .write_all(&answer)
+        .await
+        .map_err(SessionError::ClientIo)?;
+    client.flush().await.map_err(SessionError::ClientIo)?;
+    Ok(true)
 }
 
 /// After a transaction that changed settings: read the effective values back from the
