@@ -54,6 +54,21 @@ pub struct ServerConfig {
     /// Default: `"0s"`. Unit: duration (milliseconds). Reload: yes (new connections).
     #[serde(with = "humantime_serde")]
     pub tcp_user_timeout: Duration,
+    /// Consecutive failed connects to one backend (host:port) that open its circuit breaker:
+    /// new checkouts then fail at once with SQLSTATE 08006 saying since when and why, while
+    /// one background probe retries; `0` = never open.
+    /// Default: `3`. Unit: failures. Reload: yes.
+    pub breaker_failures: u32,
+    /// First wait between the background probe's connects while a breaker is open; it
+    /// doubles after each failure up to `breaker_probe_max_interval`.
+    /// Default: `"100ms"`. Unit: duration. Must be > 0. Reload: yes (new probes).
+    #[serde(with = "humantime_serde")]
+    pub breaker_probe_interval: Duration,
+    /// Longest wait between probes; bounds how long after a backend recovers the pool
+    /// serves again.
+    /// Default: `"1s"`. Unit: duration. At least `breaker_probe_interval`. Reload: yes (new probes).
+    #[serde(with = "humantime_serde")]
+    pub breaker_probe_max_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +84,9 @@ impl Default for ServerConfig {
             tcp_keepalive_interval: Duration::from_secs(10),
             tcp_keepalive_count: 6,
             tcp_user_timeout: Duration::ZERO,
+            breaker_failures: 3,
+            breaker_probe_interval: Duration::from_millis(100),
+            breaker_probe_max_interval: Duration::from_secs(1),
         }
     }
 }
@@ -81,6 +99,15 @@ impl ServerConfig {
         }
         if self.tcp_keepalive_count == 0 {
             problems.push("server.tcp_keepalive_count: must be at least 1".to_owned());
+        }
+        if self.breaker_probe_interval.is_zero() {
+            problems.push("server.breaker_probe_interval: must be greater than 0".to_owned());
+        }
+        if self.breaker_probe_max_interval < self.breaker_probe_interval {
+            problems.push(format!(
+                "server.breaker_probe_max_interval: {:?} is less than breaker_probe_interval ({:?})",
+                self.breaker_probe_max_interval, self.breaker_probe_interval
+            ));
         }
         for server in &self.dns_servers {
             let ok = server.parse::<std::net::SocketAddr>().is_ok()

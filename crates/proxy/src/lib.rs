@@ -11,6 +11,7 @@ mod conn;
 mod deadline;
 mod dns;
 mod error;
+mod health;
 mod pools;
 mod relay;
 mod server;
@@ -86,6 +87,7 @@ fn prepare(config: &Config, old: Option<&Shared>) -> Result<Prepared, SetupError
         phases: server::PhaseTimeouts::from_config(&config.server),
         dns: dns::Dns::from_config(&config.server)?,
         tcp: stream::TcpTuning::from_config(&config.server),
+        breaker: health::BreakerSettings::from_config(&config.server),
         max_message: config.proxy.max_message_size,
     };
     let mut secrets = HashMap::new();
@@ -236,6 +238,8 @@ pub async fn bind(addr: &str) -> Result<TcpListener, SetupError> {
     }
     .map_err(listen_err)?;
     socket.set_reuseaddr(true).map_err(listen_err)?;
+    // A second dbwarden may bind the same port, so a rolling restart drops no connection.
+    socket.set_reuseport(true).map_err(listen_err)?;
     socket.bind(sock_addr).map_err(listen_err)?;
     socket.listen(1024).map_err(listen_err)
 }

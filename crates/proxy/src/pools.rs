@@ -10,7 +10,8 @@ use dbwarden_wire::SqlState;
 use parking_lot::RwLock;
 
 use crate::error::SessionError;
-use crate::server::{connect, ServerConn, ServerCtx, ServerTarget};
+use crate::health::{connect_tracked, Breaker, Registry};
+use crate::server::{ServerConn, ServerCtx, ServerTarget};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PoolKey {
@@ -23,11 +24,14 @@ pub struct PoolEntry {
     pub pool: Pool<ServerConn>,
     pub target: ServerTarget,
     pub min_idle: u32,
+    /// The health of `target`, shared with every pool that connects there.
+    pub breaker: Arc<Breaker>,
 }
 
 #[derive(Default)]
 pub struct Pools {
     map: RwLock<HashMap<PoolKey, Arc<PoolEntry>>>,
+    breakers: Registry,
 }
 
 impl Pools {
@@ -57,6 +61,7 @@ impl Pools {
         let entry = Arc::new(PoolEntry {
             key: key.clone(),
             pool: Pool::new(size),
+            breaker: self.breakers.breaker(&target),
             target,
             min_idle: db.min_idle,
         });
@@ -73,6 +78,7 @@ impl Pools {
             let s = e.pool.stats();
             s.total > 0 || s.waiting > 0 || e.min_idle > 0 || Arc::strong_count(e) > 1
         });
+        self.breakers.sweep();
     }
 
     pub fn all(&self) -> Vec<Arc<PoolEntry>> {
@@ -86,6 +92,9 @@ pub async fn checkout(
     ctx: &ServerCtx,
     wait: Duration,
 ) -> Result<Lease<ServerConn>, SessionError> {
+    // Fail fast while the backend is known to be down, rather than queue for a connect
+    // that will fail too.
+    entry.breaker.admit()?;
     loop {
         match entry.pool.checkout(wait).await {
             Ok(Grant::Ready(lease)) => {
@@ -97,7 +106,7 @@ pub async fn checkout(
                 drop(lease);
             }
             Ok(Grant::Open(permit)) => {
-                let conn = connect(&entry.target, ctx).await?;
+                let conn = connect_tracked(&entry.breaker, &entry.target, ctx).await?;
                 tracing::debug!(server.pid = conn.pid(), pool.db = %entry.key.database, "opened server connection");
                 return Ok(permit.fulfil(conn));
             }
@@ -154,10 +163,13 @@ pub async fn maintain(shared: std::sync::Arc<crate::Shared>) {
             for conn in expired {
                 tokio::spawn(conn.close());
             }
+            if entry.breaker.admit().is_err() {
+                continue; // the breaker's probe is already retrying
+            }
             for permit in entry.pool.permits_for_min_idle(entry.min_idle) {
                 let (entry, ctx) = (entry.clone(), ctx.clone());
                 tokio::spawn(async move {
-                    match connect(&entry.target, &ctx).await {
+                    match connect_tracked(&entry.breaker, &entry.target, &ctx).await {
                         Ok(conn) => permit.fulfil(conn).release(),
                         Err(e) => {
                             tracing::warn!(error = %e, "opening a min_idle connection failed")

@@ -1,7 +1,10 @@
 //! Faults while opening server connections: each phase (DNS, TCP, TLS, login) is bounded by
 //! its own setting, and the client hears which one hung, fast, with SQLSTATE 08006. Host
-//! names go through the configured resolver (`dns`, against a stub DNS server).
+//! names go through the configured resolver (`dns`, against a stub DNS server); a backend
+//! that keeps failing opens its circuit breaker (`breaker`).
 
+#[path = "connect_faults/breaker.rs"]
+mod breaker;
 mod common;
 #[path = "connect_faults/dns.rs"]
 mod dns;

@@ -24,6 +24,7 @@ pub struct ServerCtx {
     pub dns: crate::dns::Dns,
     /// Keepalive and TCP_USER_TIMEOUT, for server sockets and (from the listener) client ones.
     pub tcp: TcpTuning,
+    pub breaker: crate::health::BreakerSettings,
     pub max_message: u32,
 }
 
