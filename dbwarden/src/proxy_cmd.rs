@@ -134,13 +134,16 @@ async fn serve(config: Config, args: ProxyArgs) -> anyhow::Result<()> {
             }
         }
     });
+    // SIGTERM: stop accepting and let sessions finish within shutdown_timeout.
+    // SIGINT: close at once (PostgreSQL rolls back whatever the closed sessions had open).
     let mut term = signal(SignalKind::terminate())?;
-    let shutdown = async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        }
+    let graceful = async move {
+        term.recv().await;
+        tracing::info!("SIGTERM: stopping; running sessions may finish");
     };
-    proxy.serve(listener, shutdown).await?;
+    tokio::select! {
+        served = proxy.serve(listener, graceful) => served?,
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: closing at once"),
+    }
     Ok(())
 }

@@ -93,7 +93,11 @@ struct ProxyProcess {
 impl ProxyProcess {
     /// Starts `dbwarden proxy ARGS --listen ADDR` and waits until it says it is listening.
     async fn start(args: &[&str]) -> ProxyProcess {
-        let addr = free_addr();
+        ProxyProcess::start_on(args, free_addr()).await
+    }
+
+    /// The same on a given address.
+    async fn start_on(args: &[&str], addr: SocketAddr) -> ProxyProcess {
         let mut child = dbwarden()
             .arg("proxy")
             .args(args)
@@ -403,4 +407,40 @@ async fn demo_once_runs_the_workload_and_exits() {
         "{stdout}"
     );
     assert!(stdout.contains(", 0 client errors"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_closes_at_once_and_a_second_proxy_can_share_the_port() {
+    let pg = cluster().await;
+    let url = upstream_url(&pg);
+    let proxy = ProxyProcess::start(&["--upstream", &url]).await;
+
+    // SO_REUSEPORT: a second proxy binds the same address (a rolling restart drops nothing).
+    let second = ProxyProcess::start_on(&["--upstream", &url], proxy.addr).await;
+    assert_eq!(second.terminate().await.code(), Some(0));
+
+    // A session inside a transaction does not hold SIGINT up, and PostgreSQL rolls it back.
+    let c = connect(proxy.addr).await.unwrap();
+    c.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    let mut proxy = proxy;
+    proxy.signal("INT");
+    let status = timeout(Duration::from_secs(3), proxy.child.wait())
+        .await
+        .expect("SIGINT closes the proxy at once")
+        .unwrap();
+    assert!(status.success(), "exit status after SIGINT: {status:?}");
+    let mut left = String::new();
+    for _ in 0..50 {
+        left = pg
+            .psql(
+                "postgres",
+                &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{DB}' AND state LIKE 'idle in transaction%'"),
+            )
+            .unwrap();
+        if left == "0" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, "0", "a transaction was left open on the server");
 }
