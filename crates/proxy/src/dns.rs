@@ -4,6 +4,8 @@
 //! which re-resolves once the record expires, so a moved backend is followed.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use dbwarden_config::ServerConfig;
 use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig};
@@ -66,6 +68,50 @@ impl Dns {
             .await
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::NotFound, e))?;
         Ok(lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect())
+    }
+}
+
+/// The addresses a pool's backend host resolved to most recently, refreshed in the
+/// background, so that connections to an address the name no longer has are drained
+/// (closed instead of reused) and new ones go to the new address.
+#[derive(Default)]
+pub struct Addresses {
+    /// `None` until a lookup succeeds: every connection counts as current.
+    current: parking_lot::Mutex<Option<Vec<IpAddr>>>,
+    refreshing: AtomicBool,
+}
+
+impl Addresses {
+    /// Whether a connection to `addr` still matches what the name resolves to.
+    pub fn is_current(&self, addr: SocketAddr) -> bool {
+        match self.current.lock().as_ref() {
+            Some(ips) => ips.contains(&addr.ip()),
+            None => true,
+        }
+    }
+
+    /// Resolves `host` again in a task of its own (the cache makes this cheap until the
+    /// record expires); at most one lookup per pool is in flight, so a stalled resolver
+    /// cannot pile up tasks. Literal addresses never change.
+    pub fn refresh(self: &Arc<Self>, dns: &Dns, host: &str, port: u16) {
+        if host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok()
+            || self.refreshing.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let (this, dns, host) = (self.clone(), dns.clone(), host.to_owned());
+        tokio::spawn(async move {
+            match dns.resolve(&host, port).await {
+                Ok(addrs) if !addrs.is_empty() => {
+                    let ips = addrs.iter().map(SocketAddr::ip).collect();
+                    *this.current.lock() = Some(ips);
+                }
+                // Keep the last known answer: a failed lookup says nothing about where
+                // the backend is, and draining on it would close good connections.
+                Ok(_) | Err(_) => {}
+            }
+            this.refreshing.store(false, Ordering::Release);
+        });
     }
 }
 

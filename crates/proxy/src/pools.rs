@@ -9,6 +9,7 @@ use dbwarden_pool::{Grant, Lease, Pool, PoolError};
 use dbwarden_wire::SqlState;
 use parking_lot::RwLock;
 
+use crate::dns::Addresses;
 use crate::error::SessionError;
 use crate::health::{connect_tracked, Breaker, Registry};
 use crate::server::{ServerConn, ServerCtx, ServerTarget};
@@ -26,6 +27,8 @@ pub struct PoolEntry {
     pub min_idle: u32,
     /// The health of `target`, shared with every pool that connects there.
     pub breaker: Arc<Breaker>,
+    /// What `target.host` resolves to now; connections elsewhere are drained.
+    pub addrs: Arc<Addresses>,
 }
 
 #[derive(Default)]
@@ -62,6 +65,7 @@ impl Pools {
             key: key.clone(),
             pool: Pool::new(size),
             breaker: self.breakers.breaker(&target),
+            addrs: Arc::default(),
             target,
             min_idle: db.min_idle,
         });
@@ -98,10 +102,11 @@ pub async fn checkout(
     loop {
         match entry.pool.checkout(wait).await {
             Ok(Grant::Ready(lease)) => {
-                if is_alive(lease.conn()) {
+                if is_alive(lease.conn()) && entry.addrs.is_current(lease.conn().cancel.addr) {
                     return Ok(lease);
                 }
-                // Dead while idle (server restarted, idle timeout): close it, take the next.
+                // Dead while idle (server restarted, idle timeout), or connected to an address
+                // the backend's name no longer has: close it, take the next.
                 tracing::debug!(server.pid = lease.conn().pid(), "dropping dead idle server connection");
                 drop(lease);
             }
@@ -145,7 +150,8 @@ fn is_alive(conn: &ServerConn) -> bool {
 
 /// Keeps pools in shape in the background: closes connections idle past
 /// `server_idle_timeout` or older than `server_lifetime` (keeping `min_idle`), and opens
-/// connections ahead of demand up to `min_idle`.
+/// connections ahead of demand up to `min_idle`. Also re-resolves each backend name, so
+/// that connections to an address it no longer has are drained.
 pub async fn maintain(shared: std::sync::Arc<crate::Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -163,6 +169,9 @@ pub async fn maintain(shared: std::sync::Arc<crate::Shared>) {
             for conn in expired {
                 tokio::spawn(conn.close());
             }
+            entry
+                .addrs
+                .refresh(&ctx.dns, &entry.target.host, entry.target.port);
             if entry.breaker.admit().is_err() {
                 continue; // the breaker's probe is already retrying
             }

@@ -1,5 +1,6 @@
-//! Backend host names: a resolver that never answers, an answer that changes, the cap on a
-//! record's TTL, and literal addresses that need no resolver.
+//! Backend host names: a resolver that never answers, an answer that changes (new
+//! connections move, old ones drain), the cap on a record's TTL, and literal addresses that
+//! need no resolver.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -63,7 +64,7 @@ async fn literal_ip_skips_dns() {
 }
 
 #[tokio::test]
-async fn new_connections_follow_a_changed_answer_after_dns_max_ttl() {
+async fn changed_answer_moves_new_connections_and_drains_old_ones() {
     let pg = cluster_with_db(DB).await;
     let pg_addr: SocketAddr = format!("{}:{}", pg.host(), pg.port()).parse().unwrap();
     // The old address: a relay on 127.0.0.1; the new one: a forwarder on 127.0.0.2 at the
@@ -89,7 +90,8 @@ async fn new_connections_follow_a_changed_answer_after_dns_max_ttl() {
     assert_eq!(moved_accepts.load(Ordering::SeqCst), 0);
 
     stub.set_answer(Ipv4Addr::new(127, 0, 0, 2));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Past dns_max_ttl and at least one background re-resolution (every second).
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     let second = connect(&proxy.conn_str(USER, PASSWORD, DB)).await.unwrap();
     second.simple_query("SELECT 1").await.unwrap();
     assert_eq!(moved_accepts.load(Ordering::SeqCst), 1);
@@ -98,5 +100,24 @@ async fn new_connections_follow_a_changed_answer_after_dns_max_ttl() {
         1,
         "the old address got the new connection"
     );
+
+    // The old connection keeps serving its client, and is drained once released: the
+    // next client gets a connection to the new address, not the idle old one.
     first.simple_query("SELECT 1").await.unwrap();
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let third = connect(&proxy.conn_str(USER, PASSWORD, DB)).await.unwrap();
+    third.simple_query("SELECT 1").await.unwrap();
+    assert_eq!(moved_accepts.load(Ordering::SeqCst), 2);
+    for _ in 0..50 {
+        if relay.connections() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        relay.connections(),
+        0,
+        "the old address's connection was not drained"
+    );
 }
