@@ -134,6 +134,27 @@ async fn serve(config: Config, args: ProxyArgs) -> anyhow::Result<()> {
             }
         }
     });
+    // SIGUSR1 / SIGUSR2: PAUSE / RESUME, as PgBouncer has them.
+    let (mut usr1, mut usr2) = (
+        signal(SignalKind::user_defined1())?,
+        signal(SignalKind::user_defined2())?,
+    );
+    let pauser = proxy.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                Some(()) = usr1.recv() => {
+                    pauser.pause();
+                    tracing::info!("SIGUSR1: paused; running transactions finish, new ones wait");
+                }
+                Some(()) = usr2.recv() => {
+                    pauser.resume();
+                    tracing::info!("SIGUSR2: resumed");
+                }
+                else => break,
+            }
+        }
+    });
     // SIGTERM: stop accepting and let sessions finish within shutdown_timeout.
     // SIGINT: close at once (PostgreSQL rolls back whatever the closed sessions had open).
     let mut term = signal(SignalKind::terminate())?;

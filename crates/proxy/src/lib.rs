@@ -63,11 +63,32 @@ pub(crate) struct Shared {
     pub statements: txn::statements::StatementCache,
     pub clients: AtomicUsize,
     pub next_client_id: AtomicU64,
+    /// PAUSE: new transactions (and sessions) wait for RESUME; running ones finish.
+    pub paused: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
     pub fn secret(&self, user: &str) -> Option<Arc<UserSecret>> {
         self.secrets.read().get(user).cloned()
+    }
+
+    /// Holds a checkout while the proxy is paused, at most `limit` (every wait is bounded).
+    pub async fn wait_while_paused(&self, limit: std::time::Duration) -> Result<(), SessionError> {
+        if !*self.paused.borrow() {
+            return Ok(());
+        }
+        let mut rx = self.paused.subscribe();
+        let resumed = tokio::time::timeout(limit, async {
+            let _ = rx.wait_for(|paused| !*paused).await;
+        })
+        .await;
+        match resumed {
+            Ok(()) => Ok(()),
+            Err(_) => Err(SessionError::refused(
+                dbwarden_wire::SqlState::QUERY_CANCELED,
+                format!("dbwarden: query_wait_timeout: the proxy stayed paused for {limit:?}"),
+            )),
+        }
     }
 }
 
@@ -147,6 +168,7 @@ impl Proxy {
                 statements: Default::default(),
                 clients: AtomicUsize::new(0),
                 next_client_id: AtomicU64::new(1),
+                paused: tokio::sync::watch::Sender::new(false),
             }),
         })
     }
@@ -167,6 +189,21 @@ impl Proxy {
         }
         self.shared.config.store(Arc::new(config));
         Ok(())
+    }
+
+    /// PAUSE, for maintenance and failover: transactions (in session mode, sessions) already
+    /// holding a server connection go on; new ones wait until [`Proxy::resume`], bounded by
+    /// `query_wait_timeout`.
+    pub fn pause(&self) {
+        self.shared.paused.send_replace(true);
+    }
+
+    pub fn resume(&self) {
+        self.shared.paused.send_replace(false);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        *self.shared.paused.borrow()
     }
 
     /// Clients connected now.

@@ -287,6 +287,9 @@ async fn login(
     let size = config.pool_size_for(&db, &info.user);
     let entry = shared.pools.get_or_create(&db, &server_user, size, target);
     let ctx = shared.server_ctx.load_full();
+    shared
+        .wait_while_paused(config.pool.query_wait_timeout)
+        .await?;
     let mut lease = checkout(&entry, &ctx, config.pool.query_wait_timeout).await?;
 
     // Bring the server connection to the client's startup settings (only what differs). In

@@ -67,6 +67,9 @@ pub async fn run(
             continue;
         }
         let ctx = shared.server_ctx.load_full();
+        shared
+            .wait_while_paused(config.pool.query_wait_timeout)
+            .await?;
         let mut lease = checkout(&entry, &ctx, config.pool.query_wait_timeout).await?;
         let server = lease.conn_mut();
         let sync = server.sync_sql(&tx.gucs);
