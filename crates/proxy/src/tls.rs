@@ -12,9 +12,7 @@ use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::error::SetupError;
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
+use dbwarden_tls::{provider, AnyChain};
 
 /// The acceptor for client-facing TLS, or `None` when it is disabled.
 pub fn acceptor(cfg: &ClientTlsConfig) -> Result<Option<tokio_rustls::TlsAcceptor>, SetupError> {
@@ -48,7 +46,7 @@ pub fn connector(cfg: &ServerTlsConfig) -> Result<Option<tokio_rustls::TlsConnec
         // libpq's prefer/require encrypt without checking who is on the other end.
         ServerTlsMode::Prefer | ServerTlsMode::Require => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify))
+            .with_custom_certificate_verifier(Arc::new(AnyChain::new(provider())))
             .with_no_client_auth(),
         ServerTlsMode::VerifyCa | ServerTlsMode::VerifyFull => {
             let Some(ca) = &cfg.ca_file else {
@@ -97,57 +95,6 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, SetupError> {
 pub fn server_name(host: &str) -> Result<ServerName<'static>, SetupError> {
     ServerName::try_from(host.to_owned())
         .map_err(|e| SetupError::Tls(format!("invalid server name {host:?}: {e}")))
-}
-
-/// `prefer`/`require`: encryption without authentication of the server, as libpq does.
-#[derive(Debug)]
-struct NoVerify;
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &provider().signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &provider().signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
 
 /// `verify-ca`: the chain must lead to the CA, the name may be anything (libpq semantics).
