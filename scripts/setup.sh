@@ -26,6 +26,7 @@ need_pkg postgresql-contrib have pgbench
 if [ "$what" != demo ]; then
   need_pkg pgbouncer test -x /usr/sbin/pgbouncer
   need_pkg chromium have chromium
+  need_pkg prometheus have promtool   # promtool checks the /metrics exposition
   need_pkg mariadb-server test -x /usr/sbin/mariadbd
   need_pkg redis-server have redis-server
   need_pkg python3-pip have pip3

@@ -35,7 +35,7 @@ pub struct DemoArgs {
 }
 
 pub fn run(args: DemoArgs) -> i32 {
-    crate::init_logging(false, "warn");
+    crate::logging::init(false, "warn");
     match crate::runtime(0).block_on(demo(args)) {
         Ok(()) => 0,
         Err(e) => {

@@ -2,6 +2,7 @@
 //! the crates; this file only wires them together.
 
 mod demo;
+mod logging;
 mod proxy_cmd;
 
 use clap::{Parser, Subcommand};
@@ -67,19 +68,4 @@ pub(crate) fn runtime(workers: u32) -> tokio::runtime::Runtime {
         b.worker_threads(workers as usize);
     }
     b.enable_all().build().expect("tokio runtime")
-}
-
-/// Logs to stderr; `DBWARDEN_LOG` (e.g. `dbwarden_proxy=debug`) overrides `default`.
-pub(crate) fn init_logging(json: bool, default: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("DBWARDEN_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
 }

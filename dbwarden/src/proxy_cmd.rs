@@ -29,7 +29,8 @@ pub struct ProxyArgs {
     /// Server connections per (database, user).
     #[arg(long, value_name = "N")]
     pub pool_size: Option<u32>,
-    /// HTTP admin listener (health, metrics).
+    /// HTTP admin listener: /metrics, /healthz, /readyz, /api/pools, /api/clients and the
+    /// dashboard page at /.
     #[arg(long, value_name = "ADDR")]
     pub admin_listen: Option<String>,
 }
@@ -100,9 +101,9 @@ pub fn run(args: ProxyArgs) -> i32 {
             return 2;
         }
     };
-    crate::init_logging(config.proxy.log_format == LogFormat::Json, "info");
+    let level = crate::logging::init(config.log.format == LogFormat::Json, &config.log.level);
     let rt = crate::runtime(config.proxy.workers);
-    match rt.block_on(serve(config, args)) {
+    match rt.block_on(serve(config, args, level)) {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -112,23 +113,43 @@ pub fn run(args: ProxyArgs) -> i32 {
     }
 }
 
-async fn serve(config: Config, args: ProxyArgs) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    args: ProxyArgs,
+    level: crate::logging::LogLevel,
+) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let listener = dbwarden_proxy::bind(&config.proxy.listen).await?;
-    if let Some(admin) = &config.proxy.admin_listen {
-        tracing::warn!(admin_listen = %admin, "admin_listen is validated but not served yet: the HTTP admin listener (health, metrics, dashboard) is not part of this version");
-    }
+    let admin_listener = match &config.proxy.admin_listen {
+        Some(addr) => Some(dbwarden_proxy::bind(addr).await?),
+        None => None,
+    };
     let proxy = dbwarden_proxy::Proxy::new(config.clone())?;
     tracing::info!(listen = %config.proxy.listen, pools = config.databases.len(), mode = ?config.pool.mode, "dbwarden proxy listening");
+    if let Some(admin) = admin_listener {
+        tracing::info!(admin_listen = ?config.proxy.admin_listen, "HTTP admin listener: /metrics, /healthz, /readyz, /api/pools, /api/clients, / (dashboard)");
+        // It stays up while sessions drain after SIGTERM, so /readyz can say so; it ends
+        // with the process.
+        let p = proxy.clone();
+        tokio::spawn(async move {
+            if let Err(e) = dbwarden_proxy::http::serve(p, admin, std::future::pending()).await {
+                tracing::error!(error = %e, "HTTP admin listener failed");
+            }
+        });
+    }
 
     let mut hup = signal(SignalKind::hangup())?;
     let reloader = proxy.clone();
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             match build_config(&args).map(|c| reloader.reload(c.clone()).map(|_| c)) {
-                Ok(Ok(_)) => tracing::info!("config reloaded"),
+                Ok(Ok(c)) => {
+                    level.set(&c.log.level);
+                    tracing::info!("config reloaded");
+                }
                 Ok(Err(e)) => tracing::error!(error = %e, "reload failed; keeping the old config"),
                 Err(e) => {
+                    reloader.reload_failed();
                     tracing::error!(error = %format!("{e:#}"), "reload rejected; keeping the old config")
                 }
             }

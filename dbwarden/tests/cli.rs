@@ -444,3 +444,182 @@ async fn sigint_closes_at_once_and_a_second_proxy_can_share_the_port() {
     }
     assert_eq!(left, "0", "a transaction was left open on the server");
 }
+
+/// Rewrites one `key = value` line of a config file written by `write_config`.
+fn set_in_config(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from} not in the config");
+    std::fs::write(path, text.replace(from, to)).unwrap();
+}
+
+/// The number of this test's sessions on `pg` (the proxy's server connections).
+fn sessions_on(pg: &PgCluster, filter: &str) -> String {
+    pg.psql(
+        "postgres",
+        &format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{DB}' {filter}"),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_running_transaction_commit_and_refuses_new_clients() {
+    let pg = cluster().await;
+    pg.psql(
+        DB,
+        &format!("CREATE TABLE t (a int); ALTER TABLE t OWNER TO {USER}"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dbwarden.toml");
+    write_config(&file, &pg);
+    set_in_config(
+        &file,
+        "shutdown_timeout = \"2s\"",
+        "shutdown_timeout = \"30s\"",
+    );
+    let mut proxy = ProxyProcess::start(&["--config", file.to_str().unwrap()]).await;
+
+    let a = connect(proxy.addr).await.unwrap();
+    a.batch_execute("BEGIN; INSERT INTO t VALUES (42)")
+        .await
+        .unwrap();
+    proxy.signal("TERM");
+    proxy.wait_log("SIGTERM").await;
+
+    // The listener is closed: a new client is refused by the kernel, not answered.
+    let refused = timeout(PATIENCE, async {
+        loop {
+            match connect(proxy.addr).await {
+                Err(e) => break e,
+                // Accepted a moment before the listener closed; try again.
+                Ok(c) => drop(c),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("new connections are refused after SIGTERM");
+    assert!(refused.as_db_error().is_none(), "{refused}");
+
+    // The running transaction is not cut short.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.batch_execute("INSERT INTO t VALUES (43); COMMIT")
+        .await
+        .expect("the transaction commits after SIGTERM");
+    let rows = pg
+        .psql(DB, "SELECT string_agg(a::text, ',' ORDER BY a) FROM t")
+        .unwrap();
+    assert_eq!(rows, "42,43");
+
+    // Its client leaves; the proxy exits well before shutdown_timeout.
+    drop(a);
+    let status = timeout(PATIENCE, proxy.child.wait())
+        .await
+        .expect("the proxy exits once its last session ends")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        sessions_on(&pg, "AND state LIKE 'idle in transaction%'"),
+        "0"
+    );
+}
+
+/// Which PostgreSQL a client's statement ran on.
+async fn port_of(c: &tokio_postgres::Client) -> u16 {
+    query_int(c, "SELECT current_setting('port')::int").await as u16
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_moves_the_backend_and_resizes_without_dropping_clients() {
+    let (old, new) = tokio::join!(cluster(), cluster());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dbwarden.toml");
+    write_config(&file, &old);
+    let mut proxy = ProxyProcess::start(&["--config", file.to_str().unwrap()]).await;
+
+    // A is inside a transaction on the old backend when the config moves the database to
+    // the new one, with room for one connection.
+    let a = connect(proxy.addr).await.unwrap();
+    a.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(port_of(&a).await, old.port());
+    write_config(&file, &new);
+    set_in_config(&file, "pool_size = 10", "pool_size = 1");
+    proxy.signal("HUP");
+    proxy.wait_log("config reloaded").await;
+
+    let b = connect(proxy.addr).await.unwrap();
+    assert_eq!(port_of(&b).await, new.port());
+    a.batch_execute("COMMIT")
+        .await
+        .expect("A's transaction ends where it began");
+    // A's next transaction is on the new backend, and holds its only connection.
+    a.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(port_of(&a).await, new.port());
+    let Err(err) = connect(proxy.addr).await else {
+        panic!("a third client got a connection past the reloaded pool_size 1");
+    };
+    let db_err = err.as_db_error().expect("the proxy's error");
+    assert!(
+        db_err.message().contains("pool size 1"),
+        "{}",
+        db_err.message()
+    );
+    a.batch_execute("COMMIT").await.unwrap();
+
+    // Nothing of the proxy's is left on the old backend.
+    let mut left = String::new();
+    for _ in 0..50 {
+        left = sessions_on(&old, "");
+        if left == "0" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, "0", "the old backend's connections were not drained");
+    drop((a, b));
+    let status = proxy.terminate().await;
+    assert_eq!(status.code(), Some(0));
+}
+
+/// One `GET path` over HTTP/1.1 (connection closed after it): the status line and the body.
+async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await?;
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).await?;
+        Ok::<_, std::io::Error>(raw)
+    };
+    let raw = timeout(PATIENCE, exchange).await.unwrap().unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP reply");
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_listen_serves_health_and_metrics() {
+    let pg = cluster().await;
+    let url = upstream_url(&pg);
+    let admin = free_addr();
+    let mut proxy =
+        ProxyProcess::start(&["--upstream", &url, "--admin-listen", &admin.to_string()]).await;
+    proxy.wait_log("HTTP admin listener").await;
+    let c = connect(proxy.addr).await.unwrap();
+    assert_eq!(query_int(&c, "SELECT 7").await, 7);
+    assert_eq!(
+        http_get(admin, "/healthz").await,
+        ("HTTP/1.1 200 OK".to_owned(), "ok\n".to_owned())
+    );
+    assert_eq!(http_get(admin, "/readyz").await.0, "HTTP/1.1 200 OK");
+    let (status, metrics) = http_get(admin, "/metrics").await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(
+        metrics.contains(&format!(
+            "dbwarden_pool_queries_total{{database=\"{DB}\",user=\"{USER}\"}}"
+        )),
+        "{metrics}"
+    );
+    drop(c);
+    assert_eq!(proxy.terminate().await.code(), Some(0));
+}

@@ -13,9 +13,11 @@ mod auth;
 mod database;
 mod effective;
 mod error;
+mod log;
 mod pool;
 mod proxy;
 mod server;
+mod telemetry;
 mod tls;
 mod upstream;
 mod validate;
@@ -24,9 +26,11 @@ pub use auth::{check_scram_verifier, AuthConfig, AuthMethod, PasswordKind, UserC
 pub use database::{DatabaseConfig, ResolvedDatabase, WILDCARD};
 pub use effective::REDACTED;
 pub use error::ConfigError;
+pub use log::{LogConfig, LogFormat};
 pub use pool::{PoolConfig, PoolMode, SessionFeatures};
-pub use proxy::{LogFormat, ProxyConfig};
+pub use proxy::ProxyConfig;
 pub use server::ServerConfig;
+pub use telemetry::TracingConfig;
 pub use tls::{ClientTlsConfig, ClientTlsMode, ServerTlsConfig, ServerTlsMode};
 
 /// The whole configuration file.
@@ -39,6 +43,10 @@ pub struct Config {
     pub pool: PoolConfig,
     /// `[server]`: opening and watching server connections (phase timeouts, DNS, keepalive).
     pub server: ServerConfig,
+    /// `[log]`: log format and level, and the slow-query log.
+    pub log: LogConfig,
+    /// `[tracing]`: OpenTelemetry spans exported over OTLP.
+    pub tracing: TracingConfig,
     /// `[client_tls]`: TLS between clients and the proxy.
     pub client_tls: ClientTlsConfig,
     /// `[server_tls]`: TLS between the proxy and PostgreSQL.

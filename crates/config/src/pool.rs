@@ -59,10 +59,26 @@ pub struct PoolConfig {
     /// Default: `"10m"`. Unit: duration. Reload: yes.
     #[serde(with = "humantime_serde")]
     pub server_idle_timeout: Duration,
-    /// Close a server connection older than this when it is released; `"0s"` = never.
+    /// Close a server connection older than this (each connection's own lifetime is drawn
+    /// within ±10% of it, so connections opened together do not all close together); it is
+    /// closed when idle, never while a client uses it. `"0s"` = never.
     /// Default: `"1h"`. Unit: duration. Reload: yes.
     #[serde(with = "humantime_serde")]
     pub server_lifetime: Duration,
+    /// A server connection unused this long is health-checked before a client gets it, and
+    /// the background task checks idle ones this often; broken ones are closed and replaced.
+    /// `"0s"` = check at every checkout.
+    /// Default: `"30s"`. Unit: duration. Reload: yes.
+    #[serde(with = "humantime_serde")]
+    pub server_check_delay: Duration,
+    /// The health check's SQL; `""` sends an empty query (PgBouncer's `;`), the cheapest
+    /// round trip there is. It must leave the session as it found it.
+    /// Default: `""`. Reload: yes.
+    pub server_check_query: String,
+    /// Longest time a health check may take before the connection counts as broken.
+    /// Default: `"2s"`. Unit: duration. Must be > 0. Reload: yes.
+    #[serde(with = "humantime_serde")]
+    pub server_check_timeout: Duration,
     /// Transaction mode: server-side prepared statements kept per server connection (least
     /// recently used are closed beyond this).
     /// Default: `200`. Unit: statements. Minimum 1. Reload: yes (new checkouts).
@@ -100,6 +116,9 @@ impl Default for PoolConfig {
             server_connect_timeout: Duration::from_secs(15),
             server_idle_timeout: Duration::from_secs(10 * 60),
             server_lifetime: Duration::from_secs(60 * 60),
+            server_check_delay: Duration::from_secs(30),
+            server_check_query: String::new(),
+            server_check_timeout: Duration::from_secs(2),
             max_prepared_statements: 200,
             session_features: SessionFeatures::Pin,
             query_timeout: Duration::ZERO,

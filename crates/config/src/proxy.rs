@@ -4,17 +4,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// How log lines are written to stderr.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LogFormat {
-    /// One human-readable line per event.
-    #[default]
-    Human,
-    /// One JSON object per line, for log shippers.
-    Json,
-}
-
 /// The `[proxy]` section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -44,9 +33,6 @@ pub struct ProxyConfig {
     /// Default: `"30s"`. Unit: duration. Reload: yes.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
-    /// Log line format: `"human"` or `"json"`.
-    /// Default: `"human"`. Reload: no (needs a restart).
-    pub log_format: LogFormat,
     /// Number of tokio worker threads; `0` means one per CPU core.
     /// Default: `0`. Unit: threads. Reload: no (needs a restart).
     pub workers: u32,
@@ -61,7 +47,6 @@ impl Default for ProxyConfig {
             max_message_size: 256 * 1024 * 1024,
             client_login_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(30),
-            log_format: LogFormat::Human,
             workers: 0,
         }
     }

@@ -31,6 +31,7 @@ pub(crate) fn full() -> (TempDir, Config) {
     };
     let mut config = minimal();
     config.proxy.admin_listen = Some("127.0.0.1:9930".to_owned());
+    config.tracing.otlp_endpoint = Some("http://127.0.0.1:4318".to_owned());
     config.client_tls = ClientTlsConfig {
         mode: ClientTlsMode::Require,
         cert_file: Some(file("server.crt")),

@@ -20,6 +20,8 @@ impl Config {
         self.check_proxy(&mut problems);
         self.check_pool(&mut problems);
         self.server.check(&mut problems);
+        self.log.check(&mut problems);
+        self.tracing.check(&mut problems);
         self.check_tls(&mut problems);
         self.check_users(&mut problems);
         self.check_databases(&mut problems);
@@ -115,6 +117,11 @@ impl Config {
         check_nonzero(
             "pool.server_connect_timeout",
             pool.server_connect_timeout,
+            problems,
+        );
+        check_nonzero(
+            "pool.server_check_timeout",
+            pool.server_check_timeout,
             problems,
         );
     }

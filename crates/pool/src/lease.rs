@@ -1,5 +1,6 @@
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use crate::age::Age;
 use crate::pool::Pool;
 
 /// A connection checked out of the pool.
@@ -9,15 +10,29 @@ use crate::pool::Pool;
 /// session calls once it knows the connection is idle and clean.
 pub struct Lease<C: Send + 'static> {
     conn: Option<C>,
-    created: Instant,
+    age: Age,
+    /// Handed to a client (rather than taken out for a health check): its release means
+    /// the connection was just used.
+    for_client: bool,
     pool: Option<Pool<C>>,
 }
 
 impl<C: Send + 'static> Lease<C> {
-    pub(crate) fn new(pool: Pool<C>, conn: C, created: Instant) -> Self {
+    pub(crate) fn new(pool: Pool<C>, conn: C, age: Age) -> Self {
         Lease {
             conn: Some(conn),
-            created,
+            age,
+            for_client: true,
+            pool: Some(pool),
+        }
+    }
+
+    /// A lease for the pool's own health check: giving it back does not count as use.
+    pub(crate) fn for_check(pool: Pool<C>, conn: C, age: Age) -> Self {
+        Lease {
+            conn: Some(conn),
+            age,
+            for_client: false,
             pool: Some(pool),
         }
     }
@@ -34,16 +49,33 @@ impl<C: Send + 'static> Lease<C> {
             .expect("lease holds a connection until consumed")
     }
 
-    /// When the connection was opened (for `server_lifetime`).
+    /// When the connection was opened.
     pub fn created(&self) -> Instant {
-        self.created
+        self.age.created
+    }
+
+    /// Whether the connection has outlived `lifetime` (`server_lifetime`, with this
+    /// connection's jitter); never when `lifetime` is zero.
+    pub fn outlived(&self, lifetime: Duration, now: Instant) -> bool {
+        self.age.outlived(lifetime, now)
+    }
+
+    /// How long since the connection last proved to work (a client used it, or it passed a
+    /// health check): what `server_check_delay` is compared with.
+    pub fn unchecked_for(&self, now: Instant) -> Duration {
+        self.age.unchecked_for(now)
+    }
+
+    /// The connection just passed a health check.
+    pub fn mark_checked(&mut self) {
+        self.age.known_good = Instant::now();
     }
 
     /// Returns the connection for reuse. Only for a connection that is idle and reset.
     pub fn release(mut self) {
         let conn = self.conn.take().expect("lease holds a connection");
         if let Some(pool) = self.pool.take() {
-            pool.put_back(conn, self.created);
+            pool.put_back(conn, self.age, self.for_client);
         }
     }
 
@@ -56,11 +88,11 @@ impl<C: Send + 'static> Lease<C> {
         conn
     }
 
-    pub(crate) fn into_parts(mut self) -> (C, Instant) {
+    pub(crate) fn into_parts(mut self) -> (C, Age) {
         self.pool = None;
         (
             self.conn.take().expect("lease holds a connection"),
-            self.created,
+            self.age,
         )
     }
 }
@@ -89,7 +121,7 @@ impl<C: Send + 'static> Permit<C> {
     /// The new connection is open: it becomes a lease.
     pub fn fulfil(mut self, conn: C) -> Lease<C> {
         let pool = self.pool.take().expect("permit holds its pool");
-        Lease::new(pool, conn, Instant::now())
+        Lease::new(pool, conn, Age::new())
     }
 
     /// Forgets the permit without touching the pool (the caller fixes the accounting).

@@ -6,10 +6,12 @@
 //! connection. The lock is a `parking_lot` mutex held for a few pointer moves and never across
 //! `.await`.
 
+mod age;
 mod lease;
 mod pool;
 mod waiter;
 
+pub use age::LIFETIME_JITTER;
 pub use lease::{Lease, Permit};
 pub use pool::{Grant, Pool, PoolError, PoolStats};
 

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use crate::age::Age;
 use crate::lease::{Lease, Permit};
 use crate::waiter::Waiter;
 
@@ -36,8 +37,8 @@ pub struct PoolStats {
 
 pub(crate) struct Idle<C> {
     pub conn: C,
-    pub created: Instant,
-    pub since: Instant,
+    /// `age.returned` is when it went idle.
+    pub age: Age,
 }
 
 pub(crate) struct State<C: Send + 'static> {
@@ -93,11 +94,7 @@ impl<C: Send + 'static> Pool<C> {
             if st.waiters.is_empty() {
                 // Most recently used first: its server caches are warm.
                 if let Some(idle) = st.idle.pop() {
-                    return Ok(Grant::Ready(Lease::new(
-                        self.clone(),
-                        idle.conn,
-                        idle.created,
-                    )));
+                    return Ok(Grant::Ready(Lease::new(self.clone(), idle.conn, idle.age)));
                 }
                 if st.total < st.max {
                     st.total += 1;
@@ -119,7 +116,8 @@ impl<C: Send + 'static> Pool<C> {
     }
 
     /// Returns a healthy, clean connection for reuse.
-    pub(crate) fn put_back(&self, conn: C, created: Instant) {
+    /// `used`: a client had it, so it is idle (and known good) from now on.
+    pub(crate) fn put_back(&self, conn: C, mut age: Age, used: bool) {
         let mut st = self.shared.state.lock();
         if st.closed || st.total > st.max {
             // Shrunk by a reload, or closing: let this one go (the caller's drop closes it).
@@ -128,14 +126,16 @@ impl<C: Send + 'static> Pool<C> {
             drop(conn);
             return;
         }
-        let lease = Lease::new(self.clone(), conn, created);
+        if used {
+            // A waiter that gets it at once need not health-check it.
+            let now = Instant::now();
+            age.idle_since = now;
+            age.known_good = now;
+        }
+        let lease = Lease::new(self.clone(), conn, age);
         if let Some(Grant::Ready(lease)) = offer(&mut st, Grant::Ready(lease)) {
-            let (conn, created) = lease.into_parts();
-            st.idle.push(Idle {
-                conn,
-                created,
-                since: Instant::now(),
-            });
+            let (conn, age) = lease.into_parts();
+            st.idle.push(Idle { conn, age });
         }
     }
 
@@ -175,7 +175,10 @@ impl<C: Send + 'static> Pool<C> {
     }
 
     /// Takes idle connections that have idled longer than `max_idle` (keeping `keep` of them)
-    /// or lived longer than `lifetime`, so the caller can close them. Zero means "no limit".
+    /// or lived longer than `lifetime` (each with its own jitter, see [`LIFETIME_JITTER`]),
+    /// so the caller can close them. Zero means "no limit".
+    ///
+    /// [`LIFETIME_JITTER`]: crate::LIFETIME_JITTER
     pub fn take_expired(&self, max_idle: Duration, lifetime: Duration, keep: u32) -> Vec<C> {
         let now = Instant::now();
         let mut st = self.shared.state.lock();
@@ -184,8 +187,9 @@ impl<C: Send + 'static> Pool<C> {
         let idle = std::mem::take(&mut st.idle);
         let mut remaining = idle.len() as u32;
         for i in idle {
-            let too_old = !lifetime.is_zero() && now - i.created >= lifetime;
-            let too_idle = !max_idle.is_zero() && now - i.since >= max_idle && remaining > keep;
+            let too_old = i.age.outlived(lifetime, now);
+            let too_idle =
+                !max_idle.is_zero() && i.age.idle_for(now) >= max_idle && remaining > keep;
             if too_old || too_idle {
                 remaining -= 1;
                 out.push(i.conn);
@@ -198,18 +202,31 @@ impl<C: Send + 'static> Pool<C> {
         out
     }
 
-    /// Takes every idle connection whose idle time exceeds `older_than`, for a health check;
-    /// the caller returns each with a new lease's `release` or drops it.
+    /// Takes every idle connection not known good for at least `older_than`, for a health
+    /// check; the caller returns each with `mark_checked` and `release`, or drops it. Such a
+    /// return keeps the connection's idle time (for `server_idle_timeout`) running.
     pub fn take_idle_for_check(&self, older_than: Duration) -> Vec<Lease<C>> {
         let now = Instant::now();
         let mut st = self.shared.state.lock();
         let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut st.idle)
             .into_iter()
-            .partition(|i| now - i.since >= older_than);
+            .partition(|i| i.age.unchecked_for(now) >= older_than);
         st.idle = keep;
         due.into_iter()
-            .map(|i| Lease::new(self.clone(), i.conn, i.created))
+            .map(|i| Lease::for_check(self.clone(), i.conn, i.age))
             .collect()
+    }
+
+    /// Permits to open up to `n` new connections, as far as the size allows (to replace
+    /// connections a health check found broken).
+    pub fn reserve(&self, n: u32) -> Vec<Permit<C>> {
+        let mut st = self.shared.state.lock();
+        let mut out = Vec::new();
+        while !st.closed && (out.len() as u32) < n && st.total < st.max {
+            st.total += 1;
+            out.push(Permit::new(self.clone()));
+        }
+        out
     }
 
     /// Permits to open connections so that at least `min_idle` are idle (within the size).

@@ -183,3 +183,83 @@ async fn expiry_keeps_min_idle_and_closing_fails_waiters() {
         Some(PoolError::Closed)
     ));
 }
+
+#[tokio::test]
+async fn idle_connections_taken_for_a_check_come_back_checked_and_still_idle() {
+    let alive = Arc::new(AtomicUsize::new(0));
+    let pool = Pool::new(3);
+    let ls = [lease(&pool, 1, &alive).await, lease(&pool, 2, &alive).await];
+    for l in ls {
+        l.release();
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(pool.take_idle_for_check(Duration::from_secs(60)).is_empty());
+    let mut due = pool.take_idle_for_check(Duration::from_millis(1));
+    assert_eq!(due.len(), 2);
+    assert_eq!((pool.stats().idle, pool.stats().total), (0, 2));
+
+    // One passes, one is broken: the good one is back and not due again; the slot of the
+    // broken one is free for a replacement, and only that one.
+    let mut good = due.pop().unwrap();
+    drop(due); // broken: closed
+    assert_eq!(alive.load(Ordering::SeqCst), 1);
+    good.mark_checked();
+    good.release();
+    assert_eq!((pool.stats().idle, pool.stats().total), (1, 1));
+    let not_due = pool.take_idle_for_check(Duration::from_millis(1));
+    assert!(not_due.is_empty());
+    let permits = pool.reserve(5);
+    assert_eq!(permits.len(), 2, "reserve stops at the pool size");
+    assert_eq!(pool.stats().total, 3);
+    drop(permits);
+    assert_eq!(pool.stats().total, 1);
+
+    // A check is not use: the connection has been idle since its client let it go.
+    let idle_too_long = pool.take_expired(Duration::from_millis(5), Duration::ZERO, 0);
+    assert_eq!(idle_too_long.len(), 1, "the check reset the idle time");
+    drop(idle_too_long);
+    assert_eq!(pool.stats().total, 0);
+}
+
+#[tokio::test]
+async fn lifetime_expiry_is_jittered_but_bounded() {
+    let alive = Arc::new(AtomicUsize::new(0));
+    let pool = Pool::new(10);
+    let mut ls = Vec::new();
+    for i in 0..10 {
+        ls.push(lease(&pool, i, &alive).await);
+    }
+    for l in ls {
+        l.release();
+    }
+    // Nobody is past 90% of an hour, and everybody is past 110% of a few milliseconds.
+    let hour = Duration::from_secs(3600);
+    assert!(pool.take_expired(Duration::ZERO, hour, 0).is_empty());
+    tokio::time::sleep(Duration::from_millis(12)).await;
+    let expired = pool.take_expired(Duration::ZERO, Duration::from_millis(10), 0);
+    assert_eq!(expired.len(), 10);
+    drop(expired);
+    assert_eq!(alive.load(Ordering::SeqCst), 0);
+    assert_eq!(pool.stats().total, 0);
+}
+
+#[tokio::test]
+async fn a_connection_handed_straight_to_a_waiter_counts_as_just_used() {
+    let alive = Arc::new(AtomicUsize::new(0));
+    let pool = Pool::new(1);
+    let held = lease(&pool, 1, &alive).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let p2 = pool.clone();
+    let waiter = tokio::spawn(async move {
+        match p2.checkout(LONG).await.unwrap() {
+            Grant::Ready(l) => l.unchecked_for(std::time::Instant::now()),
+            Grant::Open(_) => panic!("the pool is full: the waiter gets the released one"),
+        }
+    });
+    while pool.stats().waiting == 0 {
+        tokio::task::yield_now().await;
+    }
+    held.release();
+    let unused = waiter.await.unwrap();
+    assert!(unused < Duration::from_millis(20), "{unused:?}");
+}

@@ -20,6 +20,8 @@ pub enum SetupError {
     Secret { user: String, reason: String },
     #[error("DNS resolver: {0}")]
     Dns(String),
+    #[error("OTLP trace exporter: {0}")]
+    Tracing(String),
 }
 
 /// Something went wrong talking to PostgreSQL.
@@ -74,6 +76,19 @@ impl ServerError {
             ),
         }
     }
+}
+
+/// Why an idle server connection failed its health check (it is closed, never reused).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckFailed {
+    #[error("no answer within {0:?} (pool.server_check_timeout)")]
+    Timeout(std::time::Duration),
+    #[error("the check query failed: {} ({})", .0.message, .0.code)]
+    Rejected(ErrorFields),
+    #[error("the check query left the connection inside a transaction")]
+    NotIdle,
+    #[error(transparent)]
+    Server(#[from] ServerError),
 }
 
 /// Why a client session ended in error. Each variant says what the client is told, if anything.

@@ -130,6 +130,17 @@ impl Breaker {
     fn is_open(&self) -> bool {
         self.state.lock().open.is_some()
     }
+
+    /// The backend's `host:port`.
+    pub fn backend(&self) -> &str {
+        &self.backend
+    }
+
+    /// Since when and why the breaker is open; `None` while it is closed.
+    pub fn open_since(&self) -> Option<(SystemTime, String)> {
+        let s = self.state.lock();
+        s.open.as_ref().map(|o| (o.since, o.reason.clone()))
+    }
 }
 
 /// Errors that say the backend itself is unreachable or not accepting connections, as
@@ -164,6 +175,11 @@ impl Registry {
             .entry(key.clone())
             .or_insert_with(|| Arc::new(Breaker::new(key)))
             .clone()
+    }
+
+    /// Every breaker: those of live pools and those still open for a backend nobody uses.
+    pub fn all(&self) -> Vec<Arc<Breaker>> {
+        self.map.read().values().cloned().collect()
     }
 
     /// Forgets breakers no pool uses and that are closed.

@@ -12,18 +12,21 @@ mod deadline;
 mod dns;
 mod error;
 mod health;
+pub mod http;
 mod pools;
 mod relay;
 mod server;
 pub mod sql;
+pub mod stats;
 mod stream;
 mod timeouts;
 mod tls;
+pub mod trace;
 mod txn;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -65,6 +68,11 @@ pub(crate) struct Shared {
     pub next_client_id: AtomicU64,
     /// PAUSE: new transactions (and sessions) wait for RESUME; running ones finish.
     pub paused: tokio::sync::watch::Sender<bool>,
+    /// Set when `serve` stops accepting: `/readyz` fails from then on.
+    pub shutting_down: AtomicBool,
+    pub stats: stats::Stats,
+    /// The OTLP span exporter, when `[tracing]` configures one (fixed until a restart).
+    pub spans: Option<Arc<trace::Spans>>,
 }
 
 impl Shared {
@@ -99,7 +107,11 @@ struct Prepared {
     secrets: HashMap<String, Arc<UserSecret>>,
 }
 
-fn prepare(config: &Config, old: Option<&Shared>) -> Result<Prepared, SetupError> {
+fn prepare(
+    config: &Config,
+    old: Option<&Shared>,
+    metrics: &Arc<stats::Metrics>,
+) -> Result<Prepared, SetupError> {
     let acceptor = tls::acceptor(&config.client_tls)?;
     let server_ctx = ServerCtx {
         tls_mode: config.server_tls.mode,
@@ -109,7 +121,9 @@ fn prepare(config: &Config, old: Option<&Shared>) -> Result<Prepared, SetupError
         dns: dns::Dns::from_config(&config.server)?,
         tcp: stream::TcpTuning::from_config(&config.server),
         breaker: health::BreakerSettings::from_config(&config.server),
+        reuse: pools::ReuseRules::from_config(&config.pool),
         max_message: config.proxy.max_message_size,
+        metrics: Some(metrics.clone()),
     };
     let mut secrets = HashMap::new();
     for user in &config.users {
@@ -156,38 +170,58 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(config: Config) -> Result<Proxy, SetupError> {
-        let p = prepare(&config, None)?;
-        Ok(Proxy {
-            shared: Arc::new(Shared {
-                config: ArcSwap::from_pointee(config),
-                tls_acceptor: ArcSwap::from_pointee(p.acceptor),
-                server_ctx: ArcSwap::from_pointee(p.server_ctx),
-                secrets: RwLock::new(p.secrets),
-                cancels: Arc::default(),
-                pools: Pools::default(),
-                statements: Default::default(),
-                clients: AtomicUsize::new(0),
-                next_client_id: AtomicU64::new(1),
-                paused: tokio::sync::watch::Sender::new(false),
-            }),
-        })
+        let stats = stats::Stats::default();
+        let p = prepare(&config, None, &stats.metrics)?;
+        let spans = trace::Spans::from_config(&config.tracing)?;
+        let shared = Arc::new(Shared {
+            config: ArcSwap::from_pointee(config),
+            tls_acceptor: ArcSwap::from_pointee(p.acceptor),
+            server_ctx: ArcSwap::from_pointee(p.server_ctx),
+            secrets: RwLock::new(p.secrets),
+            cancels: Arc::default(),
+            pools: Pools::default(),
+            statements: Default::default(),
+            clients: AtomicUsize::new(0),
+            next_client_id: AtomicU64::new(1),
+            paused: tokio::sync::watch::Sender::new(false),
+            shutting_down: AtomicBool::new(false),
+            stats,
+            spans,
+        });
+        let gauges = stats::gauges::Gauges(Arc::downgrade(&shared));
+        shared
+            .stats
+            .registry
+            .lock()
+            .register_collector(Box::new(gauges));
+        Ok(Proxy { shared })
     }
 
-    /// Applies a new config to new logins; pool sizes change at once. The config must already
-    /// be validated; if anything derived from it fails (TLS files), nothing changes.
+    /// Applies a new config without dropping anyone: pool sizes and the rules for reusing
+    /// server connections change at once, client limits apply to new clients. A database
+    /// moved to another backend gets a new pool: connected clients keep working (a
+    /// session-mode client on its old connection until it leaves, a transaction-mode client
+    /// on the new backend from its next transaction), and the old pool's connections close as
+    /// their leases end. The config must already be validated; if anything derived from it
+    /// fails (TLS files), nothing changes.
     pub fn reload(&self, config: Config) -> Result<(), SetupError> {
-        let p = prepare(&config, Some(&self.shared))?;
+        let metrics = &self.shared.stats.metrics;
+        let p = match prepare(&config, Some(&self.shared), metrics) {
+            Ok(p) => p,
+            Err(e) => {
+                metrics.reloaded(false);
+                return Err(e);
+            }
+        };
+        metrics.reloaded(true);
         self.shared.tls_acceptor.store(Arc::new(p.acceptor));
         self.shared.server_ctx.store(Arc::new(p.server_ctx));
         *self.shared.secrets.write() = p.secrets;
-        for entry in self.shared.pools.all() {
-            if let Some(db) = config.database(&entry.key.database) {
-                entry
-                    .pool
-                    .set_max(config.pool_size_for(&db, &entry.key.user));
-            }
-        }
-        self.shared.config.store(Arc::new(config));
+        let config = Arc::new(config);
+        // The config first, then the pools: a login racing with this either sees the new
+        // config or has its pool retargeted here (see `Pools::pool_for`).
+        self.shared.config.store(config.clone());
+        self.shared.pools.retarget(&config, &self.shared.stats);
         Ok(())
     }
 
@@ -204,6 +238,28 @@ impl Proxy {
 
     pub fn is_paused(&self) -> bool {
         *self.shared.paused.borrow()
+    }
+
+    /// Counts a reload that failed before reaching [`Proxy::reload`] (the file did not
+    /// parse or validate), for the `config_reloads` metric.
+    pub fn reload_failed(&self) {
+        self.shared.stats.metrics.reloaded(false);
+    }
+
+    /// Counters, histograms and the live clients and server connections.
+    pub fn stats(&self) -> &stats::Stats {
+        &self.shared.stats
+    }
+
+    /// Each pool as it is now (clients and servers by state, longest wait, breaker), and
+    /// every client by state.
+    pub fn snapshot(&self) -> (Vec<stats::PoolSnapshot>, stats::ProcessCounts) {
+        stats::snapshot::pools(&self.shared)
+    }
+
+    /// True once [`Proxy::serve`] has stopped accepting clients.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.shutting_down.load(Ordering::Relaxed)
     }
 
     /// Clients connected now.
@@ -239,6 +295,7 @@ impl Proxy {
             }
         }
         drop(listener);
+        self.shared.shutting_down.store(true, Ordering::Relaxed);
         let grace = self.shared.config.load().proxy.shutdown_timeout;
         let drained =
             tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
@@ -254,6 +311,9 @@ impl Proxy {
             for conn in entry.pool.close() {
                 conn.close().await;
             }
+        }
+        if let Some(spans) = self.shared.spans.clone() {
+            let _ = tokio::task::spawn_blocking(move || spans.flush()).await;
         }
         Ok(())
     }

@@ -1,18 +1,27 @@
-//! The pools, one per (database, user), created on first use.
+//! The pools, one per (database, user), created on first use and retargeted on reload.
+
+mod checkout;
+mod maintain;
+
+pub use checkout::{PoolHandle, ReuseRules};
+pub use maintain::maintain;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use dbwarden_config::ResolvedDatabase;
-use dbwarden_pool::{Grant, Lease, Pool, PoolError};
-use dbwarden_wire::SqlState;
+use arc_swap::ArcSwap;
+use dbwarden_config::Config;
+use dbwarden_pool::Pool;
 use parking_lot::RwLock;
 
 use crate::dns::Addresses;
-use crate::error::SessionError;
 use crate::health::{connect_tracked, Breaker, Registry};
 use crate::server::{ServerConn, ServerCtx, ServerTarget};
+use crate::stats::{PoolStats, ServerInfo, Stats};
+
+/// Ids for SHOW SERVERS, unique within the process.
+static NEXT_SERVER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PoolKey {
@@ -24,11 +33,136 @@ pub struct PoolEntry {
     pub key: PoolKey,
     pub pool: Pool<ServerConn>,
     pub target: ServerTarget,
-    pub min_idle: u32,
+    min_idle: AtomicU32,
     /// The health of `target`, shared with every pool that connects there.
     pub breaker: Arc<Breaker>,
     /// What `target.host` resolves to now; connections elsewhere are drained.
     pub addrs: Arc<Addresses>,
+    /// A reload moved this pool's database (or removed it): the pool is closed and drains as
+    /// its leases end, and clients holding it move to the pool that replaced it.
+    retired: AtomicBool,
+    /// The background health checks of this pool's idle connections.
+    pub(crate) checks: maintain::Checks,
+    /// Shared by every pool with this key, so a pool replaced on reload counts on.
+    pub stats: Arc<PoolStats>,
+    servers: Arc<crate::stats::Registry<ServerInfo>>,
+}
+
+impl PoolEntry {
+    fn new(up: Upstream, breakers: &Registry, stats: &Stats) -> PoolEntry {
+        PoolEntry {
+            stats: stats.pool(&up.key),
+            servers: stats.servers.clone(),
+            key: up.key,
+            pool: Pool::new(up.size),
+            breaker: breakers.breaker(&up.target),
+            addrs: Arc::default(),
+            target: up.target,
+            min_idle: AtomicU32::new(up.min_idle),
+            retired: AtomicBool::new(false),
+            checks: maintain::Checks::default(),
+        }
+    }
+
+    /// Opens a server connection for this pool and lists it in SHOW SERVERS.
+    pub async fn open(&self, ctx: &ServerCtx) -> Result<ServerConn, crate::error::ServerError> {
+        self.stats.connecting.fetch_add(1, Ordering::Relaxed);
+        let opened = connect_tracked(&self.breaker, &self.target, ctx).await;
+        self.stats.connecting.fetch_sub(1, Ordering::Relaxed);
+        let mut conn = opened?;
+        let id = NEXT_SERVER_ID.fetch_add(1, Ordering::Relaxed);
+        let local = conn.conn.stream.tcp().and_then(|t| t.local_addr().ok());
+        let info = ServerInfo::new(
+            id,
+            self.stats.clone(),
+            conn.cancel.addr,
+            local,
+            conn.pid(),
+            conn.cancel.tls,
+        );
+        conn.info = Some(self.servers.insert(id, info));
+        Ok(conn)
+    }
+
+    /// Opens a connection that goes straight into the pool idle (min_idle, replacements).
+    async fn open_idle(
+        &self,
+        permit: dbwarden_pool::Permit<ServerConn>,
+        ctx: &ServerCtx,
+        what: &str,
+    ) {
+        match self.open(ctx).await {
+            Ok(conn) => {
+                if let Some(info) = &conn.info {
+                    info.link(None);
+                }
+                permit.fulfil(conn).release()
+            }
+            Err(e) => tracing::warn!(error = %e, what, "opening an idle server connection failed"),
+        }
+    }
+
+    pub fn min_idle(&self) -> u32 {
+        self.min_idle.load(Ordering::Relaxed)
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    /// Closes the pool for good: waiters fail, idle connections close now, leased ones when
+    /// their clients let go of them.
+    fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        let idle = self.pool.close();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                for conn in idle {
+                    rt.spawn(conn.close());
+                }
+            }
+            Err(_) => drop(idle),
+        }
+    }
+}
+
+/// Where a pool connects and how big it is.
+struct Upstream {
+    key: PoolKey,
+    target: ServerTarget,
+    size: u32,
+    min_idle: u32,
+}
+
+/// The pool for clients of `database` logging in as `client_user` under `config`; `None`
+/// when the config does not know the database.
+fn upstream(config: &Config, database: &str, client_user: &str) -> Option<Upstream> {
+    let db = config.database(database)?;
+    let (user, password) = match &db.user {
+        Some(u) => (u.clone(), db.password.clone()),
+        None => (
+            client_user.to_owned(),
+            config
+                .user(client_user)
+                .and_then(|u| u.upstream_password())
+                .map(str::to_owned),
+        ),
+    };
+    Some(Upstream {
+        key: PoolKey {
+            database: database.to_owned(),
+            user: user.clone(),
+        },
+        target: ServerTarget {
+            host: db.host.clone(),
+            port: db.port,
+            dbname: db.dbname.clone(),
+            user,
+            password,
+        },
+        size: config.pool_size_for(&db, client_user),
+        min_idle: db.min_idle,
+    })
 }
 
 #[derive(Default)]
@@ -38,41 +172,65 @@ pub struct Pools {
 }
 
 impl Pools {
-    pub fn get_or_create(
+    /// The pool for a client of `database` logging in as `client_user`; `None` when the
+    /// database is unknown.
+    pub fn pool_for(
         &self,
-        db: &ResolvedDatabase,
-        user: &str,
-        size: u32,
-        target: ServerTarget,
-    ) -> Arc<PoolEntry> {
-        let key = PoolKey {
-            database: db.name.clone(),
-            user: user.to_owned(),
-        };
-        if let Some(e) = self.map.read().get(&key) {
-            if e.target == target {
-                return e.clone();
-            }
+        config: &ArcSwap<Config>,
+        stats: &Stats,
+        database: &str,
+        client_user: &str,
+    ) -> Option<Arc<PoolEntry>> {
+        let up = upstream(&config.load(), database, client_user)?;
+        if let Some(e) = self.map.read().get(&up.key) {
+            return Some(e.clone());
         }
         let mut map = self.map.write();
-        if let Some(e) = map.get(&key) {
-            if e.target == target {
-                return e.clone();
+        // Read the config again under the lock: a reload stores its config and then
+        // retargets under this lock, so either this sees the new config, or the reload
+        // retargets the pool made here. No pool is left pointing at an old backend.
+        let up = upstream(&config.load(), database, client_user)?;
+        let entry = map
+            .entry(up.key.clone())
+            .or_insert_with(|| Arc::new(PoolEntry::new(up, &self.breakers, stats)));
+        Some(entry.clone())
+    }
+
+    /// Applies a reloaded config to the pools: sizes change at once; a pool whose backend
+    /// (host, port, database name, user or password) changed is replaced by a new one, and
+    /// the old one drains; a pool whose database is gone is closed.
+    pub fn retarget(&self, config: &Config, stats: &Stats) {
+        let mut map = self.map.write();
+        let keys: Vec<PoolKey> = map.keys().cloned().collect();
+        for key in keys {
+            let old = map[&key].clone();
+            let forced_user_changed = config
+                .database(&key.database)
+                .and_then(|db| db.user)
+                .is_some_and(|u| u != key.user);
+            let up = upstream(config, &key.database, &key.user).filter(|_| !forced_user_changed);
+            match up {
+                Some(up) if up.target == old.target => {
+                    old.pool.set_max(up.size);
+                    old.min_idle.store(up.min_idle, Ordering::Relaxed);
+                }
+                Some(up) => {
+                    tracing::info!(
+                        pool.db = %key.database,
+                        pool.user = %key.user,
+                        from = %old.target.addr_text(),
+                        to = %up.target.addr_text(),
+                        "reload moved the pool's backend; the old connections drain"
+                    );
+                    map.insert(key, Arc::new(PoolEntry::new(up, &self.breakers, stats)));
+                    old.retire();
+                }
+                None => {
+                    map.remove(&key);
+                    old.retire();
+                }
             }
         }
-        // New, or its upstream changed (a reload): the old pool drains as its leases end.
-        let entry = Arc::new(PoolEntry {
-            key: key.clone(),
-            pool: Pool::new(size),
-            breaker: self.breakers.breaker(&target),
-            addrs: Arc::default(),
-            target,
-            min_idle: db.min_idle,
-        });
-        if let Some(old) = map.insert(key, entry.clone()) {
-            drop(old.pool.close());
-        }
-        entry
     }
 
     /// Forgets pools with no connections and nobody waiting, so that database names tried
@@ -80,7 +238,7 @@ impl Pools {
     pub fn sweep_empty(&self) {
         self.map.write().retain(|_, e| {
             let s = e.pool.stats();
-            s.total > 0 || s.waiting > 0 || e.min_idle > 0 || Arc::strong_count(e) > 1
+            s.total > 0 || s.waiting > 0 || e.min_idle() > 0 || Arc::strong_count(e) > 1
         });
         self.breakers.sweep();
     }
@@ -88,104 +246,9 @@ impl Pools {
     pub fn all(&self) -> Vec<Arc<PoolEntry>> {
         self.map.read().values().cloned().collect()
     }
-}
 
-/// A server connection for a client: an idle one that is still alive, or a new one.
-pub async fn checkout(
-    entry: &PoolEntry,
-    ctx: &ServerCtx,
-    wait: Duration,
-) -> Result<Lease<ServerConn>, SessionError> {
-    // Fail fast while the backend is known to be down, rather than queue for a connect
-    // that will fail too.
-    entry.breaker.admit()?;
-    loop {
-        match entry.pool.checkout(wait).await {
-            Ok(Grant::Ready(lease)) => {
-                if is_alive(lease.conn()) && entry.addrs.is_current(lease.conn().cancel.addr) {
-                    return Ok(lease);
-                }
-                // Dead while idle (server restarted, idle timeout), or connected to an address
-                // the backend's name no longer has: close it, take the next.
-                tracing::debug!(server.pid = lease.conn().pid(), "dropping dead idle server connection");
-                drop(lease);
-            }
-            Ok(Grant::Open(permit)) => {
-                let conn = connect_tracked(&entry.breaker, &entry.target, ctx).await?;
-                tracing::debug!(server.pid = conn.pid(), pool.db = %entry.key.database, "opened server connection");
-                return Ok(permit.fulfil(conn));
-            }
-            Err(PoolError::Timeout(after, size)) => {
-                return Err(SessionError::refused(
-                    SqlState::QUERY_CANCELED,
-                    format!(
-                        "dbwarden: query_wait_timeout: no server connection free within {after:?} (pool size {size})"
-                    ),
-                ))
-            }
-            Err(PoolError::Closed) => {
-                return Err(SessionError::refused(
-                    SqlState::ADMIN_SHUTDOWN,
-                    "dbwarden: the pool is closing",
-                ))
-            }
-        }
-    }
-}
-
-/// An idle connection has nothing to say: readable means EOF or an unsolicited FATAL,
-/// either way it cannot be used. One non-blocking read, no round trip.
-fn is_alive(conn: &ServerConn) -> bool {
-    if !conn.conn.rbuf.is_empty() {
-        return false;
-    }
-    let mut probe = [0u8; 1];
-    match conn.conn.stream.tcp() {
-        Some(tcp) => {
-            matches!(tcp.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-        }
-        None => false,
-    }
-}
-
-/// Keeps pools in shape in the background: closes connections idle past
-/// `server_idle_timeout` or older than `server_lifetime` (keeping `min_idle`), and opens
-/// connections ahead of demand up to `min_idle`. Also re-resolves each backend name, so
-/// that connections to an address it no longer has are drained.
-pub async fn maintain(shared: std::sync::Arc<crate::Shared>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let config = shared.config.load_full();
-        let ctx = shared.server_ctx.load_full();
-        shared.pools.sweep_empty();
-        for entry in shared.pools.all() {
-            let expired = entry.pool.take_expired(
-                config.pool.server_idle_timeout,
-                config.pool.server_lifetime,
-                entry.min_idle,
-            );
-            for conn in expired {
-                tokio::spawn(conn.close());
-            }
-            entry
-                .addrs
-                .refresh(&ctx.dns, &entry.target.host, entry.target.port);
-            if entry.breaker.admit().is_err() {
-                continue; // the breaker's probe is already retrying
-            }
-            for permit in entry.pool.permits_for_min_idle(entry.min_idle) {
-                let (entry, ctx) = (entry.clone(), ctx.clone());
-                tokio::spawn(async move {
-                    match connect_tracked(&entry.breaker, &entry.target, &ctx).await {
-                        Ok(conn) => permit.fulfil(conn).release(),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "opening a min_idle connection failed")
-                        }
-                    }
-                });
-            }
-        }
+    /// The circuit breakers of every backend, for readiness and the breaker gauge.
+    pub fn breakers(&self) -> &Registry {
+        &self.breakers
     }
 }

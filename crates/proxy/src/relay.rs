@@ -108,6 +108,8 @@ pub struct Half {
     eof: bool,
     /// The peer closed in the middle of a frame (see `mid_message`).
     cut: bool,
+    /// Where the bytes written are counted (the pool's totals); `true` = client to server.
+    counted: Option<(std::sync::Arc<crate::stats::PoolStats>, bool)>,
 }
 
 impl Half {
@@ -123,7 +125,14 @@ impl Half {
             hold: Halt::Running,
             eof: false,
             cut: false,
+            counted: None,
         }
+    }
+
+    /// Counts what this half writes into `pool`'s received (`up`) or sent totals: one
+    /// relaxed add per write, so the figures are live in session mode too.
+    pub fn count_into(&mut self, pool: std::sync::Arc<crate::stats::PoolStats>, up: bool) {
+        self.counted = Some((pool, up));
     }
 
     /// Bytes read before relaying began (a client that pipelined past its login).
@@ -305,6 +314,9 @@ fn pump<H: Hooks>(
                 Poll::Ready(Ok(0)) => return Err(Fail::Dst(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(n)) => {
                     h.start += n;
+                    if let Some((pool, up)) = &h.counted {
+                        pool.moved(*up, n);
+                    }
                     h.unflushed = true;
                     progress = true;
                 }

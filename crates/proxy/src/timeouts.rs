@@ -17,6 +17,7 @@ use dbwarden_wire::{ProtocolError, SqlState};
 
 use crate::relay::{relay, Act, Half, Hooks, RelayEnd};
 use crate::server::{send_cancel, CancelTarget, ServerCtx};
+use crate::stats::{Meter, TimeoutKind};
 use crate::stream::Stream;
 
 /// How long PostgreSQL gets to stop a query after the CancelRequest. Past this the server is
@@ -70,6 +71,16 @@ pub enum Expired {
 }
 
 impl Expired {
+    fn kind(self) -> TimeoutKind {
+        match self {
+            Expired::Query(_) => TimeoutKind::Query,
+            Expired::Transaction(_) => TimeoutKind::Transaction,
+            Expired::Deadline => TimeoutKind::Deadline,
+            Expired::ClientIdle(_) => TimeoutKind::ClientIdle,
+            Expired::IdleTransaction(_) => TimeoutKind::IdleTransaction,
+        }
+    }
+
     /// The sentence the client reads.
     fn describe(self) -> String {
         match self {
@@ -107,6 +118,8 @@ pub struct Timed<H> {
     /// `transaction_timeout` already cancelled a query of this transaction: the client gets
     /// to roll back (`idle_transaction_timeout` bounds how long it may take).
     txn_spent: bool,
+    /// Query and transaction timing for the pool's statistics (absent in unit tests).
+    pub meter: Option<Meter>,
 }
 
 impl<H: Hooks + Progress> Timed<H> {
@@ -125,6 +138,18 @@ impl<H: Hooks + Progress> Timed<H> {
             request_deadline: None,
             cancelling: None,
             txn_spent: false,
+            meter: None,
+        }
+    }
+
+    pub fn metered(mut self, meter: Meter) -> Timed<H> {
+        self.meter = Some(meter);
+        self
+    }
+
+    fn count(&self, what: Expired) {
+        if let Some(m) = &self.meter {
+            m.pool().metrics().timeout(what.kind());
         }
     }
 
@@ -204,6 +229,7 @@ impl<H: Hooks + Progress> Timed<H> {
             return Fired::Nothing;
         }
         let running = self.inner.outstanding();
+        self.count(what);
         match what {
             Expired::Query(_) | Expired::Deadline | Expired::Transaction(_) if running => {
                 self.cancelling = Some((what, now + CANCEL_GRACE));
@@ -254,7 +280,8 @@ impl<H: Hooks + Progress> Hooks for Timed<H> {
     }
 
     fn server_whole(&self, tag: u8) -> bool {
-        (tag == be::ERROR_RESPONSE && self.cancelling.is_some()) || self.inner.server_whole(tag)
+        (tag == be::ERROR_RESPONSE && (self.cancelling.is_some() || self.meter.is_some()))
+            || self.inner.server_whole(tag)
     }
 
     fn client_frame(
@@ -268,6 +295,9 @@ impl<H: Hooks + Progress> Hooks for Timed<H> {
         } else {
             None
         };
+        if let Some(m) = &mut self.meter {
+            m.client_message(tag, frame);
+        }
         let mut act = self.inner.client_frame(tag, frame, inject)?;
         if tag == fe::QUERY && act == Act::Forward && deadline.is_some_and(|d| d <= Instant::now())
         {
@@ -284,14 +314,26 @@ impl<H: Hooks + Progress> Hooks for Timed<H> {
         frame: &[u8],
         inject: &mut BytesMut,
     ) -> Result<Act, ProtocolError> {
-        let cancelled = match self.cancelling {
-            Some((what, _)) if tag == be::ERROR_RESPONSE => {
-                let fields = backend::error_fields(&frame[5..])?;
-                (fields.code == SqlState::QUERY_CANCELED.code()).then_some(what)
+        let mut cancelled = None;
+        if let Some(m) = &mut self.meter {
+            m.server_message(frame);
+        }
+        if tag == be::ERROR_RESPONSE {
+            let fields = backend::error_fields(&frame[5..])?;
+            if let Some(m) = &mut self.meter {
+                m.error(&fields.code);
             }
-            _ => None,
-        };
+            if let Some((what, _)) = self.cancelling {
+                cancelled = (fields.code == SqlState::QUERY_CANCELED.code()).then_some(what);
+            }
+        }
         let mut act = self.inner.server_frame(tag, frame, inject)?;
+        // A dropped ReadyForQuery ends the proxy's own settings query, not a client's.
+        if tag == be::READY_FOR_QUERY && act != Act::Drop {
+            if let Some(m) = &mut self.meter {
+                m.ready(self.inner.outstanding(), !self.inner.in_transaction());
+            }
+        }
         if let (Some(what), Act::Forward) = (cancelled, act) {
             // The server's own text says "due to user request", which the client never
             // made: say which timeout it was instead. Same code, same place in the stream.

@@ -1,5 +1,6 @@
 //! A TCP relay that forwards to a target and injects faults on command:
-//! latency, stalls, resets and refused connections.
+//! latency, stalls (both ways, or only the target's replies), resets and
+//! refused connections.
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,6 +18,8 @@ use tokio::task::JoinHandle;
 struct Faults {
     delay: Duration,
     stalled: bool,
+    /// Only the target-to-client direction is held.
+    replies_stalled: bool,
     refuse: bool,
     /// Bumped by `reset_all`; a connection resets when it changes.
     resets: u64,
@@ -69,6 +72,13 @@ impl Relay {
     /// buffers, and connections stay open.
     pub fn stall(&self, on: bool) {
         self.faults.send_modify(|f| f.stalled = on);
+    }
+
+    /// While on, nothing the target sends is forwarded, while what clients send
+    /// still reaches it: a backend that has gone quiet. New connections reach the
+    /// target too (a CancelRequest gets through), but wait for any reply.
+    pub fn stall_replies(&self, on: bool) {
+        self.faults.send_modify(|f| f.replies_stalled = on);
     }
 
     /// Resets (TCP RST, SO_LINGER 0) both sides of every open connection.
@@ -159,8 +169,10 @@ async fn relay_connection(
     let reset = {
         let (client_read, client_write) = client.split();
         let (server_read, server_write) = server.split();
-        let upstream = pump(client_read, server_write, faults.clone());
-        let downstream = pump(server_read, client_write, faults.clone());
+        let upstream = pump(client_read, server_write, faults.clone(), |f| f.stalled);
+        let downstream = pump(server_read, client_write, faults.clone(), |f| {
+            f.stalled || f.replies_stalled
+        });
         let interrupted = faults.wait_for(|f| f.shutdown || f.resets != resets_at_start);
         tokio::select! {
             _ = async { tokio::join!(upstream, downstream) } => false,
@@ -174,10 +186,15 @@ async fn relay_connection(
     }
 }
 
-/// Copies one direction chunk by chunk, honouring stalls and delays; passes
-/// EOF on as a half-close so protocols that rely on it keep working.
-async fn pump<R, W>(mut from: R, mut to: W, mut faults: watch::Receiver<Faults>)
-where
+/// Copies one direction chunk by chunk, holding chunks while `held` says so and
+/// honouring delays; passes EOF on as a half-close so protocols that rely on it
+/// keep working.
+async fn pump<R, W>(
+    mut from: R,
+    mut to: W,
+    mut faults: watch::Receiver<Faults>,
+    held: fn(&Faults) -> bool,
+) where
     R: AsyncReadExt + Unpin,
     W: AsyncWriteExt + Unpin,
 {
@@ -187,14 +204,14 @@ where
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if faults.wait_for(|f| !f.stalled).await.is_err() {
+        if faults.wait_for(|f| !held(f)).await.is_err() {
             break;
         }
         let delay = faults.borrow().delay;
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
             // A stall that began during the delay holds this chunk too.
-            if faults.wait_for(|f| !f.stalled).await.is_err() {
+            if faults.wait_for(|f| !held(f)).await.is_err() {
                 break;
             }
         }

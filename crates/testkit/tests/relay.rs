@@ -95,6 +95,56 @@ async fn stall_holds_bytes_until_released() {
 }
 
 #[tokio::test]
+async fn stalled_replies_hold_only_the_way_back() {
+    // A target that reports what it receives, then echoes it.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr().unwrap();
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let seen_tx = seen_tx.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 64];
+                while let Ok(n @ 1..) = socket.read(&mut buf).await {
+                    let _ = seen_tx.send(buf[..n].to_vec());
+                    if socket.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let relay = Relay::start(target).await.unwrap();
+    let mut client = TcpStream::connect(relay.addr()).await.unwrap();
+    relay.stall_replies(true);
+    client.write_all(b"ping").await.unwrap();
+    let got = timeout(Duration::from_secs(5), seen.recv()).await;
+    assert_eq!(
+        got.unwrap().unwrap(),
+        b"ping",
+        "the target gets what is sent"
+    );
+    // A connection opened during the stall reaches the target as well.
+    let mut late = TcpStream::connect(relay.addr()).await.unwrap();
+    late.write_all(b"late").await.unwrap();
+    let got = timeout(Duration::from_secs(5), seen.recv()).await;
+    assert_eq!(got.unwrap().unwrap(), b"late");
+    let mut back = [0u8; 4];
+    let waited = timeout(Duration::from_millis(500), client.read_exact(&mut back)).await;
+    assert!(
+        waited.is_err(),
+        "no reply may arrive while replies are stalled"
+    );
+
+    relay.stall_replies(false);
+    timeout(Duration::from_secs(5), client.read_exact(&mut back))
+        .await
+        .expect("the reply arrives after the stall")
+        .unwrap();
+    assert_eq!(&back, b"ping");
+}
+
+#[tokio::test]
 async fn reset_all_resets_open_connections_only() {
     let relay = Relay::start(echo_server().await).await.unwrap();
     let mut client = TcpStream::connect(relay.addr()).await.unwrap();

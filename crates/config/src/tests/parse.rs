@@ -27,7 +27,13 @@ fn missing_fields_take_the_documented_defaults() {
     assert_eq!(config.proxy.max_message_size, 268_435_456);
     assert_eq!(config.proxy.client_login_timeout, Duration::from_secs(60));
     assert_eq!(config.proxy.shutdown_timeout, Duration::from_secs(30));
-    assert_eq!(config.proxy.log_format, LogFormat::Human);
+    assert_eq!(config.log.format, LogFormat::Human);
+    assert_eq!(config.log.level, "info");
+    assert_eq!(config.log.slow_query_threshold, Duration::ZERO);
+    assert!(!config.log.log_query_text);
+    assert_eq!(config.tracing.otlp_endpoint, None);
+    assert_eq!(config.tracing.service_name, "dbwarden");
+    assert_eq!(config.tracing.sampling_ratio, 0.0);
     assert_eq!(config.proxy.workers, 0);
     assert_eq!(config.pool.mode, PoolMode::Transaction);
     assert_eq!(config.pool.size, 20);
@@ -73,12 +79,12 @@ fn a_duration_without_unit_is_a_parse_error_at_its_line() {
 fn enums_use_kebab_case_names() {
     let text = format!(
         "[auth]\nmethod = \"md5\"\n[server_tls]\nmode = \"require\"\n\
-         [proxy]\nlog_format = \"json\"\n[pool]\nmode = \"transaction\"\n{WILDCARD_ONLY}"
+         [log]\nformat = \"json\"\n[pool]\nmode = \"transaction\"\n{WILDCARD_ONLY}"
     );
     let config = Config::from_toml_str(&text).expect("valid");
     assert_eq!(config.auth.method, AuthMethod::Md5);
     assert_eq!(config.server_tls.mode, ServerTlsMode::Require);
-    assert_eq!(config.proxy.log_format, LogFormat::Json);
+    assert_eq!(config.log.format, LogFormat::Json);
     assert_eq!(config.pool.mode, PoolMode::Transaction);
 
     let config: Config =

@@ -75,18 +75,21 @@ fn waits_must_be_bounded_and_nonzero() {
     config.proxy.client_login_timeout = Duration::ZERO;
     config.pool.query_wait_timeout = Duration::ZERO;
     config.pool.server_connect_timeout = Duration::ZERO;
-    // Zero means "never" for these two, so it is allowed.
+    config.pool.server_check_timeout = Duration::ZERO;
+    // Zero means "never" (or "always", for the check delay) for these, so it is allowed.
     config.pool.server_idle_timeout = Duration::ZERO;
     config.pool.server_lifetime = Duration::ZERO;
+    config.pool.server_check_delay = Duration::ZERO;
     config.proxy.shutdown_timeout = Duration::ZERO;
     for field in [
         "proxy.client_login_timeout",
         "pool.query_wait_timeout",
         "pool.server_connect_timeout",
+        "pool.server_check_timeout",
     ] {
         assert_problem(&config, &[field, "greater than 0"]);
     }
-    assert_eq!(problems(&config).len(), 3);
+    assert_eq!(problems(&config).len(), 4);
 }
 
 #[test]

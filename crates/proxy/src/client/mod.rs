@@ -5,4 +5,4 @@ mod handshake;
 mod params;
 mod session;
 
-pub use session::{close_busy, finish_session, handle_client};
+pub use session::{close_busy, finish_session, handle_client, link, unlink, watch};

@@ -21,9 +21,10 @@ use super::{auth, params};
 use crate::cancel::CancelKey;
 use crate::conn::Conn;
 use crate::error::SessionError;
-use crate::pools::{checkout, PoolEntry};
+use crate::pools::PoolHandle;
 use crate::relay::{Act, Half, Hooks, RelayEnd};
-use crate::server::{send_cancel, ServerConn, ServerTarget};
+use crate::server::{send_cancel, ServerConn};
+use crate::stats::{ClientInfo, ClientLogin, ClientState, Meter, TimeoutKind};
 use crate::stream::{tune, Stream};
 use crate::timeouts::{relay_timed, Ended, Limits, Progress, Timed};
 use crate::txn::gucs::{valid_name, ClientGucs};
@@ -35,15 +36,27 @@ const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn handle_client(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
-    let span = tracing::info_span!("client", client.id = id, client.addr = %peer);
+    // ERROR level: the span exists whenever any line is logged, so even at `log.level =
+    // "warn"` a line about the client carries its fields. One span per connection, not per query.
+    let span = tracing::error_span!("client", client.id = id, client.addr = %peer);
     async move {
         let _slot = ClientSlot::take(&shared);
         tune(&tcp);
+        let me = shared
+            .stats
+            .clients
+            .insert(id, ClientInfo::new(id, peer, tcp.local_addr().ok()));
+        if let Some(info) = shared.stats.clients.get(id) {
+            crate::trace::log::attach(&tracing::Span::current(), info);
+        }
         let config = shared.config.load_full();
         let mut client = Conn::new(Stream::Plain(tcp), config.proxy.max_message_size);
-        if let Err(e) = session(&mut client, &shared, &config).await {
+        if let Err(e) = session(&mut client, &shared, &config, &me).await {
             match e.for_client() {
                 Some((code, message)) => {
+                    if let Some(login) = me.login() {
+                        login.pool.error(code.code());
+                    }
                     tracing::info!(error = %e, code = %code, "client session ended with an error");
                     encode::error_response(&mut client.wbuf, Severity::Fatal, code, &message);
                     let _ = client.flush().await;
@@ -76,11 +89,13 @@ async fn session(
     client: &mut Conn,
     shared: &Arc<Shared>,
     config: &Config,
+    me: &ClientInfo,
 ) -> Result<(), SessionError> {
     let login_timeout = config.proxy.client_login_timeout;
-    let login = tokio::time::timeout(login_timeout, login(client, shared, config))
+    let login = tokio::time::timeout(login_timeout, login(client, shared, config, me))
         .await
         .map_err(|_| {
+            shared.stats.metrics.timeout(TimeoutKind::ClientLogin);
             SessionError::refused(
                 SqlState::PROTOCOL_VIOLATION,
                 format!(
@@ -91,7 +106,7 @@ async fn session(
     let Some(LoggedIn {
         info,
         mode,
-        entry,
+        pool,
         mut lease,
         gucs,
         cancel_key,
@@ -109,10 +124,11 @@ async fn session(
             refuse_pins: config.pool.session_features == SessionFeatures::Refuse,
             ..TxnClient::default()
         };
-        return crate::txn::run(client, tx, entry, shared, config, &cancel_key).await;
+        return crate::txn::run(client, tx, pool, shared, config, &cancel_key, me).await;
     }
 
     cancel_key.attach(Some(lease.conn().cancel.clone()));
+    link(me, &mut lease);
     let ctx = shared.server_ctx.load_full();
     let server = lease.conn_mut();
     let session_hooks = SessionHooks {
@@ -120,11 +136,14 @@ async fn session(
         status: server.status,
         params: Vec::new(),
     };
-    let mut timed = Timed::new(session_hooks, Limits::from_config(&config.pool), true);
+    let mut timed = Timed::new(session_hooks, Limits::from_config(&config.pool), true)
+        .metered(Meter::new(pool.entry().stats.clone()).watched(watch(shared, config, me)));
     let max_message = config.proxy.max_message_size;
     let (mut up, mut down) = (Half::new(max_message), Half::new(max_message));
     up.seed(&client.rbuf.split());
     down.seed(&server.conn.rbuf.split());
+    up.count_into(pool.entry().stats.clone(), true);
+    down.count_into(pool.entry().stats.clone(), false);
     let ended = relay_timed(
         &mut client.stream,
         &mut server.conn.stream,
@@ -238,7 +257,7 @@ impl Hooks for SessionHooks {
 struct LoggedIn {
     info: StartupInfo,
     mode: PoolMode,
-    entry: Arc<PoolEntry>,
+    pool: PoolHandle,
     lease: Lease<ServerConn>,
     gucs: ClientGucs,
     cancel_key: CancelKey,
@@ -248,6 +267,7 @@ async fn login(
     client: &mut Conn,
     shared: &Arc<Shared>,
     config: &Config,
+    me: &ClientInfo,
 ) -> Result<Option<LoggedIn>, SessionError> {
     let info = match handshake::open(client, shared).await? {
         Opening::Cancelled => return Ok(None),
@@ -267,30 +287,34 @@ async fn login(
     };
     auth::authenticate(client, &info.user, shared).await?;
 
-    let user_cfg = config.user(&info.user);
-    let (server_user, password) = match &db.user {
-        Some(u) => (u.clone(), db.password.clone()),
-        None => (
-            info.user.clone(),
-            user_cfg
-                .and_then(|u| u.upstream_password())
-                .map(str::to_owned),
-        ),
+    let unknown = || {
+        SessionError::refused(
+            SqlState::INVALID_CATALOG_NAME,
+            format!("database \"{}\" does not exist", info.database),
+        )
     };
-    let target = ServerTarget {
-        host: db.host.clone(),
-        port: db.port,
-        dbname: db.dbname.clone(),
-        user: server_user.clone(),
-        password,
-    };
-    let size = config.pool_size_for(&db, &info.user);
-    let entry = shared.pools.get_or_create(&db, &server_user, size, target);
+    // The database was checked above, but a reload may have removed it since.
+    let mut pool = PoolHandle::new(shared, &info.database, &info.user).ok_or_else(unknown)?;
+    me.tls.store(client.stream.is_tls(), Ordering::Relaxed);
+    me.logged_in(ClientLogin {
+        database: info.database.clone(),
+        user: info.user.clone(),
+        application_name: params::requested(&info.params)
+            .iter()
+            .find(|(k, _)| k == "application_name")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default(),
+        pool: pool.entry().stats.clone(),
+    });
+    me.set_state(ClientState::Waiting);
     let ctx = shared.server_ctx.load_full();
     shared
         .wait_while_paused(config.pool.query_wait_timeout)
         .await?;
-    let mut lease = checkout(&entry, &ctx, config.pool.query_wait_timeout).await?;
+    let mut lease = pool
+        .checkout(shared, &ctx, config.pool.query_wait_timeout)
+        .await?;
+    link(me, &mut lease);
 
     // Bring the server connection to the client's startup settings (only what differs). In
     // transaction mode this also checks them: a bad TimeZone fails the login, as it would
@@ -322,11 +346,38 @@ async fn login(
     Ok(Some(LoggedIn {
         info,
         mode: db.mode,
-        entry,
+        pool,
         lease,
         gucs,
         cancel_key,
     }))
+}
+
+/// The trace id, slow-query and span watcher of client `me`.
+pub fn watch(shared: &Shared, config: &Config, me: &ClientInfo) -> crate::trace::Watch {
+    let info = shared.stats.clients.get(me.id);
+    // Registered for as long as its session runs; a stand-in only if that ever changes.
+    let info = info.unwrap_or_else(|| Arc::new(ClientInfo::new(me.id, me.addr, me.local)));
+    crate::trace::Watch::new(info, &config.log, shared.spans.clone())
+}
+
+/// Marks `me` and the server connection as linked to each other (SHOW CLIENTS/SERVERS).
+pub fn link(me: &ClientInfo, lease: &mut Lease<ServerConn>) {
+    let server = lease.conn();
+    me.set_server_pid(server.pid());
+    me.set_state(ClientState::Active);
+    if let Some(info) = &server.info {
+        info.link(Some(me.id));
+    }
+}
+
+/// The reverse of [`link`], as the connection goes back to the pool.
+pub fn unlink(me: &ClientInfo, lease: &mut Lease<ServerConn>) {
+    me.set_server_pid(0);
+    me.set_state(ClientState::Idle);
+    if let Some(info) = &lease.conn().info {
+        info.link(None);
+    }
 }
 
 /// Session over: reset the connection and return it, or close it when it is not clean.
@@ -367,9 +418,12 @@ pub async fn finish_session(
             }
         }
     }
-    let lifetime = config.pool.server_lifetime;
-    if !lifetime.is_zero() && lease.created().elapsed() >= lifetime {
+    if lease.outlived(config.pool.server_lifetime, std::time::Instant::now()) {
+        tokio::spawn(lease.detach().close());
         return;
+    }
+    if let Some(info) = &lease.conn().info {
+        info.link(None);
     }
     lease.release();
 }

@@ -25,7 +25,11 @@ pub struct ServerCtx {
     /// Keepalive and TCP_USER_TIMEOUT, for server sockets and (from the listener) client ones.
     pub tcp: TcpTuning,
     pub breaker: crate::health::BreakerSettings,
+    /// When idle connections may be reused as they are (lifetime, health checks).
+    pub reuse: crate::pools::ReuseRules,
     pub max_message: u32,
+    /// Where phase durations and connect timeouts are counted.
+    pub metrics: Option<std::sync::Arc<crate::stats::Metrics>>,
 }
 
 /// The bound on each phase of opening a connection; zero means only `connect_timeout`.
@@ -58,6 +62,16 @@ enum Phase {
 }
 
 impl Phase {
+    fn metric(self) -> crate::stats::metrics::Phase {
+        use crate::stats::metrics::Phase as M;
+        match self {
+            Phase::Dns => M::Dns,
+            Phase::Tcp => M::Tcp,
+            Phase::Tls => M::Tls,
+            Phase::Login => M::Auth,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Phase::Dns => "DNS",
@@ -89,22 +103,34 @@ impl Phase {
 /// Runs one phase within its own bound (if it has one).
 async fn bounded<T>(
     phase: Phase,
-    timeouts: &PhaseTimeouts,
+    ctx: &ServerCtx,
     addr: &str,
     fut: impl std::future::Future<Output = Result<T, ServerError>>,
 ) -> Result<T, ServerError> {
-    let limit = phase.limit(timeouts);
-    if limit.is_zero() {
-        return fut.await;
+    let limit = phase.limit(&ctx.phases);
+    let started = std::time::Instant::now();
+    let out = if limit.is_zero() {
+        fut.await
+    } else {
+        match tokio::time::timeout(limit, fut).await {
+            Ok(out) => out,
+            Err(_) => {
+                if let Some(m) = &ctx.metrics {
+                    m.timeout(crate::stats::TimeoutKind::ServerConnect);
+                }
+                return Err(ServerError::PhaseTimeout {
+                    addr: addr.to_owned(),
+                    phase: phase.name(),
+                    setting: phase.setting(),
+                    after: limit,
+                });
+            }
+        }
+    };
+    if let (Ok(_), Some(m)) = (&out, &ctx.metrics) {
+        m.connect_phase(phase.metric(), started.elapsed());
     }
-    tokio::time::timeout(limit, fut)
-        .await
-        .map_err(|_| ServerError::PhaseTimeout {
-            addr: addr.to_owned(),
-            phase: phase.name(),
-            setting: phase.setting(),
-            after: limit,
-        })?
+    out
 }
 
 /// One pool's upstream: where to connect and as whom.
@@ -146,19 +172,13 @@ async fn connect_inner(target: &ServerTarget, ctx: &ServerCtx) -> Result<ServerC
             .await
             .map_err(connect_err)
     };
-    let addrs: Vec<SocketAddr> = bounded(Phase::Dns, &ctx.phases, &addr_text, lookup).await?;
+    let addrs: Vec<SocketAddr> = bounded(Phase::Dns, ctx, &addr_text, lookup).await?;
     let mut last = None;
     for addr in addrs {
-        match open_stream(addr, &target.host, ctx, false).await {
+        match open_stream(addr, &target.host, ctx, None).await {
             Ok(conn) => {
                 let addr_s = addr.to_string();
-                return bounded(
-                    Phase::Login,
-                    &ctx.phases,
-                    &addr_s,
-                    login(conn, addr, target),
-                )
-                .await;
+                return bounded(Phase::Login, ctx, &addr_s, login(conn, addr, target)).await;
             }
             Err(e) => last = Some(e),
         }
@@ -171,16 +191,19 @@ async fn connect_inner(target: &ServerTarget, ctx: &ServerCtx) -> Result<ServerC
     }))
 }
 
-/// TCP connect plus TLS as the mode asks. `force_tls` is for cancel requests to a server
-/// whose session connection is encrypted.
+/// TCP connect plus TLS: as `server_tls.mode` asks for a new session (`cancel_tls` is
+/// `None`), or, for a CancelRequest, exactly as the session connection it cancels has it.
+/// A cancel for a plaintext session must not ask for TLS first: that costs a round trip,
+/// and when the server's replies are stuck (the very case a timeout cancels for) the
+/// answer to the SSLRequest never comes and the cancel is never sent.
 pub(super) async fn open_stream(
     addr: SocketAddr,
     host: &str,
     ctx: &ServerCtx,
-    force_tls: bool,
+    cancel_tls: Option<bool>,
 ) -> Result<Conn, ServerError> {
     let addr_s = addr.to_string();
-    let tcp = bounded(Phase::Tcp, &ctx.phases, &addr_s, async {
+    let tcp = bounded(Phase::Tcp, ctx, &addr_s, async {
         TcpStream::connect(addr)
             .await
             .map_err(|source| ServerError::Connect {
@@ -191,10 +214,11 @@ pub(super) async fn open_stream(
     .await?;
     tune(&tcp);
     keepalive(&tcp, &ctx.tcp);
+    let want_tls = cancel_tls.unwrap_or(ctx.tls_mode != ServerTlsMode::Disable);
     let stream = match (&ctx.tls, ctx.tls_mode) {
-        (Some(connector), mode) if mode != ServerTlsMode::Disable || force_tls => {
+        (Some(connector), mode) if want_tls => {
             let tls = negotiate_tls(tcp, addr, host, connector, mode);
-            bounded(Phase::Tls, &ctx.phases, &addr_s, tls).await?
+            bounded(Phase::Tls, ctx, &addr_s, tls).await?
         }
         _ => Stream::Plain(tcp),
     };
@@ -348,6 +372,7 @@ async fn login(
                     status,
                     gucs: Default::default(),
                     statements: Default::default(),
+                    info: None,
                 });
             }
             // NoticeResponse, NegotiateProtocolVersion: nothing to act on.

@@ -5,12 +5,13 @@ mod connect;
 pub use connect::{connect, PhaseTimeouts, ServerCtx, ServerTarget};
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use dbwarden_wire::backend::{self, tag, ErrorFields, TxStatus};
 use dbwarden_wire::encode;
 
 use crate::conn::{Conn, ReadError};
-use crate::error::ServerError;
+use crate::error::{CheckFailed, ServerError};
 use crate::txn::gucs::{sync_sql, ClientGucs, ServerGucs};
 use crate::txn::statements::ServerStatements;
 
@@ -35,6 +36,8 @@ pub struct ServerConn {
     pub gucs: ServerGucs,
     /// Server-side prepared statements this connection holds (transaction mode).
     pub statements: ServerStatements,
+    /// Its entry in SHOW SERVERS, once a pool owns it.
+    pub info: Option<crate::stats::Registered<crate::stats::ServerInfo>>,
 }
 
 impl ServerConn {
@@ -63,6 +66,30 @@ impl ServerConn {
     /// Returns the server's error, if it raised one; `Err` means the connection is unusable.
     pub async fn run(&mut self, sql: &str) -> Result<Option<ErrorFields>, ServerError> {
         Ok(self.query(sql).await?.1)
+    }
+
+    /// The health check of an idle connection: `sql` (`""` sends an empty query, one round
+    /// trip that touches nothing) must come back without an error within `limit` and leave
+    /// the connection idle. On `Err` the connection's state is unknown: close it.
+    pub async fn check(&mut self, sql: &str, limit: Duration) -> Result<(), CheckFailed> {
+        // SHOW SERVERS and the gauges show it as `tested` meanwhile.
+        let before = self.info.as_ref().map(|i| i.state());
+        self.set_info_state(Some(crate::stats::ServerState::Tested));
+        let out = match tokio::time::timeout(limit, self.run(sql)).await {
+            Err(_) => Err(CheckFailed::Timeout(limit)),
+            Ok(Err(e)) => Err(e.into()),
+            Ok(Ok(Some(fields))) => Err(CheckFailed::Rejected(fields)),
+            Ok(Ok(None)) if self.status != TxStatus::Idle => Err(CheckFailed::NotIdle),
+            Ok(Ok(None)) => Ok(()),
+        };
+        self.set_info_state(before);
+        out
+    }
+
+    fn set_info_state(&self, state: Option<crate::stats::ServerState>) {
+        if let (Some(info), Some(state)) = (&self.info, state) {
+            info.set_state(state);
+        }
     }
 
     /// Runs a query that returns one row and gives its columns as text (`None` for NULL).
@@ -126,7 +153,7 @@ pub(crate) fn read_err(e: ReadError) -> ServerError {
 
 /// Sends a CancelRequest for `target` on a new connection, as PostgreSQL requires.
 pub async fn send_cancel(target: &CancelTarget, ctx: &ServerCtx) -> Result<(), ServerError> {
-    let mut conn = connect::open_stream(target.addr, &target.host, ctx, target.tls).await?;
+    let mut conn = connect::open_stream(target.addr, &target.host, ctx, Some(target.tls)).await?;
     encode::cancel_request(&mut conn.wbuf, target.pid, &target.key);
     conn.flush().await?;
     // The server closes without answering; wait briefly so the request is read, not reset.

@@ -20,9 +20,10 @@ use tokio::io::AsyncWriteExt;
 use crate::cancel::CancelKey;
 use crate::conn::Conn;
 use crate::error::{ServerError, SessionError};
-use crate::pools::{checkout, PoolEntry};
+use crate::pools::PoolHandle;
 use crate::relay::{Half, RelayEnd};
 use crate::server::ServerConn;
+use crate::stats::{ClientInfo, ClientState, Meter};
 use crate::stream::Stream;
 use crate::timeouts::{relay_timed, Ended, Limits, Progress, Timed};
 use crate::Shared;
@@ -34,20 +35,30 @@ use tracker::{Followup, TxnHooks};
 pub async fn run(
     client: &mut Conn,
     mut tx: TxnClient,
-    entry: Arc<PoolEntry>,
+    mut pool: PoolHandle,
     shared: &Arc<Shared>,
     config: &Config,
     cancel_key: &CancelKey,
+    me: &ClientInfo,
 ) -> Result<(), SessionError> {
+    // Kept across transactions: moved into each transaction's hooks and taken back.
+    let watch = crate::client::watch(shared, config, me);
+    let mut meter = Some(Meter::new(pool.entry().stats.clone()).watched(watch));
+    me.set_state(ClientState::Idle);
     let max_message = config.proxy.max_message_size;
     let max_prepared = config.pool.max_prepared_statements as usize;
     let mut up = Half::new(max_message);
     up.seed(&client.rbuf.split());
     let mut down = Half::new(max_message);
+    up.count_into(pool.entry().stats.clone(), true);
+    down.count_into(pool.entry().stats.clone(), false);
     let limits = Limits::from_config(&config.pool);
     loop {
         // Idle: no server connection until the client sends something.
         if up.is_empty() {
+            if me.state() != ClientState::Idle {
+                me.set_state(ClientState::Idle); // after a transaction whose connection was closed
+            }
             let filled = match limits.client_idle {
                 None => up.fill(&mut client.stream).await,
                 Some(limit) => tokio::time::timeout(limit, up.fill(&mut client.stream))
@@ -67,10 +78,14 @@ pub async fn run(
             continue;
         }
         let ctx = shared.server_ctx.load_full();
+        me.set_state(ClientState::Waiting);
         shared
             .wait_while_paused(config.pool.query_wait_timeout)
             .await?;
-        let mut lease = checkout(&entry, &ctx, config.pool.query_wait_timeout).await?;
+        let mut lease = pool
+            .checkout(shared, &ctx, config.pool.query_wait_timeout)
+            .await?;
+        crate::client::link(me, &mut lease);
         let server = lease.conn_mut();
         let sync = server.sync_sql(&tx.gucs);
         // After the sync the connection has the client's value of this (it is reported).
@@ -96,6 +111,7 @@ pub async fn run(
             standard_strings,
         );
         let mut hooks = Timed::new(txn_hooks, limits, false);
+        hooks.meter = meter.take();
         if let Some(sql) = sync {
             // Sent ahead of the client's messages in the same write: no extra round trip.
             let mut q = BytesMut::new();
@@ -115,6 +131,7 @@ pub async fn run(
         )
         .await;
         cancel_key.attach(None);
+        meter = hooks.meter.take();
         let (status, outstanding) = (hooks.inner.status, hooks.inner.outstanding());
         let followup = std::mem::take(&mut hooks.inner.followup);
         drop(hooks);
@@ -122,7 +139,9 @@ pub async fn run(
         for (k, v) in &followup.reported {
             server.set_param(k, v);
         }
+        pool.entry().stats.prepared(followup.prepared);
         if let Some(reason) = followup.newly_pinned {
+            pool.entry().stats.metrics().pinned(reason);
             tracing::info!(
                 reason,
                 "client pinned to its server connection for the rest of the session"
@@ -143,7 +162,10 @@ pub async fn run(
                     continue; // dropping the lease closes a connection in an unknown state
                 }
                 match settle(lease.conn_mut(), &mut tx, &followup).await {
-                    Ok(()) => lease.release(),
+                    Ok(()) => {
+                        crate::client::unlink(me, &mut lease);
+                        lease.release()
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "reading settings back failed; closing the server connection")
                     }
@@ -155,6 +177,7 @@ pub async fn run(
                         .await;
                 } else {
                     let _ = settle(lease.conn_mut(), &mut tx, &followup).await;
+                    crate::client::unlink(me, &mut lease);
                     lease.release();
                 }
                 return Ok(());

@@ -73,6 +73,8 @@ pub struct Followup {
     pub internal_failed: bool,
     /// A pin happened in this transaction (first time only), for logging.
     pub newly_pinned: Option<&'static str>,
+    /// Named statements the server connection had / lacked / closed for room (for stats).
+    pub prepared: [u64; 3],
 }
 
 pub struct TxnHooks<'a> {
@@ -184,8 +186,10 @@ impl<'a> TxnHooks<'a> {
     /// message when not (its ParseComplete is swallowed).
     fn ensure_prepared(&mut self, stmt: &Arc<Statement>, inject: &mut BytesMut) {
         if self.server_statements.contains_and_touch(stmt) {
+            self.followup.prepared[0] += 1;
             return;
         }
+        self.followup.prepared[1] += 1;
         self.evict_for_room(stmt.clone(), inject);
         parse_frame(inject, &stmt.server_name, &stmt.body);
         self.queue.push_back(Expect::SwallowParse(stmt.clone()));
@@ -193,6 +197,7 @@ impl<'a> TxnHooks<'a> {
 
     fn evict_for_room(&mut self, stmt: Arc<Statement>, inject: &mut BytesMut) {
         if let Some(old) = self.server_statements.insert(stmt, self.max_prepared) {
+            self.followup.prepared[2] += 1;
             close_frame(inject, &old.server_name);
             self.queue.push_back(Expect::SwallowClose);
         }
@@ -212,9 +217,11 @@ impl<'a> TxnHooks<'a> {
         let stmt = self.cache.intern(rest);
         self.client.statements.insert(name.to_owned(), stmt.clone());
         if self.server_statements.contains_and_touch(&stmt) {
+            self.followup.prepared[0] += 1;
             self.queue.push_back(Expect::SynthParse);
             return Ok(Act::Drop);
         }
+        self.followup.prepared[1] += 1;
         self.evict_for_room(stmt.clone(), inject);
         parse_frame(inject, &stmt.server_name, &stmt.body);
         self.queue
