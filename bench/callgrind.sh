@@ -15,10 +15,12 @@
 # about ±4% with 4 clients, by under 0.1% with one).
 #
 # Env: TXNS (N, default 10000), CLIENTS (1), MODE (simple|extended|prepared),
-# POOL_SIZE (20), POOL_MODE (session), SCALE (1).
-# BASELINE=FILE compares with the number in FILE and exits 1 if the count is
-# more than TOLERANCE percent (default 10) above it; WRITE_BASELINE=1 writes
-# the count to FILE instead.
+# POOL_SIZE (20), POOL_MODE (session), SCALE (1), KEEP_PROFILE (a file to copy
+# the callgrind profile of the 2N pass to, for callgrind_annotate).
+# BASELINE=FILE compares with the number in FILE (lines starting with # are
+# comments) and exits 1 if the count is more than TOLERANCE percent (default
+# 10) above it; WRITE_BASELINE=1 writes the count to FILE instead.
+# bench/callgrind-check.sh runs this for the committed baselines (CI).
 set -euo pipefail
 
 TARGET=${1:-dbwarden}
@@ -48,7 +50,8 @@ if [[ $EUID -eq 0 ]]; then chown postgres:postgres "$WORK/$TARGET"; fi
 OUTFILE=$WORK/$TARGET/callgrind.out
 # Each callgrind_control --dump writes OUTFILE.<n>, numbered from 1.
 # shellcheck disable=SC2034 # read by start_pgbouncer / start_dbwarden
-LAUNCH_PREFIX=(valgrind --tool=callgrind --callgrind-out-file="$OUTFILE"
+# Uncompressed names, so that each dump can be read on its own by callgrind_annotate.
+LAUNCH_PREFIX=(valgrind --tool=callgrind --callgrind-out-file="$OUTFILE" --compress-strings=no
     --log-file="$WORK/$TARGET/valgrind.log")
 "start_$TARGET" "$POOL_SIZE" "$POOL_MODE"
 [[ -n "${TARGET_PORT[$TARGET]:-}" ]] || die "$TARGET did not start under valgrind"
@@ -87,16 +90,27 @@ one=$IR
 instructions $((2 * TXNS))
 two=$IR
 stop_target "$TARGET"
+if [[ -n "${KEEP_PROFILE:-}" ]]; then
+    # The 2N-transaction profile, for callgrind_annotate.
+    cp "$OUTFILE.$DUMPS" "$KEEP_PROFILE"
+    log "profile of the $((2 * TXNS))-transaction pass in $KEEP_PROFILE"
+fi
 per_txn=$(((two - one) / TXNS))
 log "instructions: $one for $TXNS transactions, $two for $((2 * TXNS))"
 echo "$TARGET $MODE: $per_txn instructions per transaction"
 
 if [[ -n "${BASELINE:-}" ]]; then
     if [[ "${WRITE_BASELINE:-0}" == 1 ]]; then
-        echo "$per_txn" >"$BASELINE"
+        {
+            echo "# Instructions per transaction, $TARGET, $POOL_MODE pooling, $MODE protocol,"
+            echo "# $CLIENTS client(s), release build; written by bench/callgrind.sh with WRITE_BASELINE=1"
+            echo "# (for the committed ones: WRITE_BASELINE=1 bench/callgrind-check.sh)."
+            echo "$per_txn"
+        } >"$BASELINE"
         log "baseline written to $BASELINE"
     else
-        base=$(tr -dc '0-9' <"$BASELINE")
+        # Lines starting with # are comments; the number is the rest.
+        base=$(grep -v '^#' "$BASELINE" | tr -dc '0-9')
         [[ -n "$base" ]] || die "no number in $BASELINE"
         limit=$((base + base * TOLERANCE / 100))
         if ((per_txn > limit)); then

@@ -30,6 +30,7 @@ if [ "$what" != demo ]; then
   need_pkg mariadb-server test -x /usr/sbin/mariadbd
   need_pkg redis-server have redis-server
   need_pkg python3-pip have pip3
+  need_pkg valgrind have callgrind_control   # bench/callgrind-check.sh
 fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${apt_missing[*]}"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: set-up, format, lints, every test against real
-# servers, the protocol fuzzer for a bounded time, and the benchmark smoke run.
+# servers, the protocol fuzzer for a bounded time, the benchmark smoke run, and the check that
+# the transaction-mode hot path costs no more instructions than its committed baseline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
@@ -31,4 +32,6 @@ step "bench smoke"
 if [ -x bench/smoke.sh ]; then
   DBWARDEN_BIN=target/debug/dbwarden REQUIRE_DBWARDEN=1 bench/smoke.sh
 fi
+step "callgrind regression check (instructions per transaction, release build)"
+bench/callgrind-check.sh
 echo; echo "all checks passed"
