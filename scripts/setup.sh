@@ -31,6 +31,7 @@ if [ "$what" != demo ]; then
   need_pkg redis-server have redis-server
   need_pkg python3-pip have pip3
   need_pkg valgrind have callgrind_control   # bench/callgrind-check.sh
+  need_pkg python3-venv python3 -c 'import ensurepip, venv'
 fi
 if [ ${#apt_missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${apt_missing[*]}"
@@ -46,6 +47,18 @@ if [ "$what" != demo ]; then
     echo "setup: installing Python packages: ${py_missing[*]}"
     pip3 install -q "${py_missing[@]}" 2>/dev/null \
       || pip3 install -q --break-system-packages "${py_missing[@]}"
+  fi
+  # PgBouncer's Prometheus exporter, for the admin-console compatibility test, in a venv of
+  # its own: it pins psycopg2 2.8.5 (a source build), so its deps are installed by hand with
+  # the binary psycopg2 and the old python-json-logger its code imports.
+  exporter_venv=${DBWARDEN_EXPORTER_VENV:-$HOME/.cache/dbwarden/pgbouncer-exporter}
+  if [ "$what" = test ] && ! "$exporter_venv/bin/pgbouncer-exporter" --help >/dev/null 2>&1; then
+    echo "setup: installing prometheus-pgbouncer-exporter into $exporter_venv"
+    rm -rf "$exporter_venv"
+    python3 -m venv "$exporter_venv"
+    "$exporter_venv/bin/pip" install -q psycopg2-binary 'python-json-logger==0.1.11' \
+      'prometheus_client==0.8.0' 'PyYAML>=5.4.1'
+    "$exporter_venv/bin/pip" install -q --no-deps 'prometheus-pgbouncer-exporter>=2,<3'
   fi
   if [ "$what" = test ] && ! cargo fuzz --version >/dev/null 2>&1; then
     echo "setup: installing cargo-fuzz"

@@ -93,6 +93,31 @@ pub fn build_config(args: &ProxyArgs) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// Builds the config again from `args` and applies it; a bad config keeps the old one.
+fn reload_from(
+    args: &ProxyArgs,
+    proxy: &dbwarden_proxy::Proxy,
+    level: &crate::logging::LogLevel,
+) -> Result<(), String> {
+    match build_config(args).map(|c| proxy.reload(c.clone()).map(|_| c)) {
+        Ok(Ok(c)) => {
+            level.set(&c.log.level);
+            tracing::info!("config reloaded");
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "reload failed; keeping the old config");
+            Err(e.to_string())
+        }
+        Err(e) => {
+            proxy.reload_failed();
+            let e = format!("{e:#}");
+            tracing::error!(error = %e, "reload rejected; keeping the old config");
+            Err(e)
+        }
+    }
+}
+
 pub fn run(args: ProxyArgs) -> i32 {
     let config = match build_config(&args) {
         Ok(c) => c,
@@ -138,21 +163,17 @@ async fn serve(
         });
     }
 
+    // SIGHUP and the admin console's RELOAD do the same: read the file and flags again.
+    let args = std::sync::Arc::new(args);
+    let reload = move |proxy: &dbwarden_proxy::Proxy| reload_from(&args, proxy, &level);
+    let reload = std::sync::Arc::new(reload);
+    let console_reload = reload.clone();
+    proxy.set_reloader(move |p| console_reload(p));
     let mut hup = signal(SignalKind::hangup())?;
     let reloader = proxy.clone();
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            match build_config(&args).map(|c| reloader.reload(c.clone()).map(|_| c)) {
-                Ok(Ok(c)) => {
-                    level.set(&c.log.level);
-                    tracing::info!("config reloaded");
-                }
-                Ok(Err(e)) => tracing::error!(error = %e, "reload failed; keeping the old config"),
-                Err(e) => {
-                    reloader.reload_failed();
-                    tracing::error!(error = %format!("{e:#}"), "reload rejected; keeping the old config")
-                }
-            }
+            let _ = reload(&reloader);
         }
     });
     // SIGUSR1 / SIGUSR2: PAUSE / RESUME, as PgBouncer has them.

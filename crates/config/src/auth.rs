@@ -41,6 +41,10 @@ pub struct AuthConfig {
     /// `method` is `"trust"`.
     /// Default: `[]`. Reload: yes (new logins).
     pub admin_users: Vec<String>,
+    /// Users allowed into the admin console for its read-only commands (`SHOW ...`); each
+    /// must be listed in `[[users]]` unless `method` is `"trust"`.
+    /// Default: `[]`. Reload: yes (new logins).
+    pub stats_users: Vec<String>,
 }
 
 /// One `[[users]]` entry: a client login the proxy accepts.

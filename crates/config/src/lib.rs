@@ -32,6 +32,7 @@ pub use proxy::ProxyConfig;
 pub use server::ServerConfig;
 pub use telemetry::TracingConfig;
 pub use tls::{ClientTlsConfig, ClientTlsMode, ServerTlsConfig, ServerTlsMode};
+pub use validate::CONSOLE_DATABASES;
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

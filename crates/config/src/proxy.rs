@@ -36,6 +36,11 @@ pub struct ProxyConfig {
     /// Number of tokio worker threads; `0` means one per CPU core.
     /// Default: `0`. Unit: threads. Reload: no (needs a restart).
     pub workers: u32,
+    /// How often the admin console's `SHOW STATS` averages are recomputed: each average is
+    /// per second (or per transaction, query or assignment) over about this long.
+    /// Default: `"60s"`. Unit: duration. Must be at least 1s. Reload: no (needs a restart).
+    #[serde(with = "humantime_serde")]
+    pub stats_period: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -48,6 +53,7 @@ impl Default for ProxyConfig {
             client_login_timeout: Duration::from_secs(60),
             shutdown_timeout: Duration::from_secs(30),
             workers: 0,
+            stats_period: Duration::from_secs(60),
         }
     }
 }

@@ -73,6 +73,7 @@ impl Config {
         config.auth = AuthConfig {
             method: AuthMethod::ScramSha256,
             admin_users: vec![user.clone().into_owned()],
+            stats_users: Vec::new(),
         };
         config
             .users

@@ -13,6 +13,10 @@ use crate::{AuthMethod, ClientTlsMode, Config, ConfigError, WILDCARD};
 /// few parameters would not fit.
 const MIN_MESSAGE_SIZE: u32 = 1024;
 
+/// Database names that reach the admin console instead of a server (`pgbouncer` as in
+/// PgBouncer, so its tools work unchanged).
+pub const CONSOLE_DATABASES: [&str; 2] = ["dbwarden", "pgbouncer"];
+
 impl Config {
     /// Check the whole config; `Err(ConfigError::Invalid)` lists every problem found.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -97,6 +101,9 @@ impl Config {
             proxy.client_login_timeout,
             problems,
         );
+        if proxy.stats_period < Duration::from_secs(1) {
+            problems.push("proxy.stats_period: must be at least 1s".to_owned());
+        }
     }
 
     fn check_pool(&self, problems: &mut Vec<String>) {
@@ -171,11 +178,17 @@ impl Config {
             }
         }
         if method != AuthMethod::Trust {
-            for admin in &self.auth.admin_users {
-                if self.user(admin).is_none() {
-                    problems.push(format!(
-                        "auth.admin_users: `{admin}` is not in [[users]], so it cannot log in"
-                    ));
+            let lists = [
+                ("auth.admin_users", &self.auth.admin_users),
+                ("auth.stats_users", &self.auth.stats_users),
+            ];
+            for (what, names) in lists {
+                for name in names {
+                    if self.user(name).is_none() {
+                        problems.push(format!(
+                            "{what}: `{name}` is not in [[users]], so it cannot log in"
+                        ));
+                    }
                 }
             }
         }
@@ -192,6 +205,12 @@ impl Config {
             let at = format!("databases.\"{name}\"");
             if name.is_empty() {
                 problems.push("databases: a database name is empty".to_owned());
+            }
+            if CONSOLE_DATABASES.contains(&name.as_str()) {
+                problems.push(format!(
+                    "{at}: the name is reserved for the admin console; pick another name \
+                     (and set dbname = \"{name}\" to reach a server database of that name)"
+                ));
             }
             if db.host.is_empty() {
                 problems.push(format!("{at}.host: is empty"));

@@ -5,6 +5,7 @@
 //! per batch on each side. Everything a reload can change sits behind an `ArcSwap`, so a new
 //! config applies to new logins without stopping anyone.
 
+mod admin;
 mod cancel;
 mod client;
 mod conn;
@@ -73,6 +74,12 @@ pub(crate) struct Shared {
     pub stats: stats::Stats,
     /// The OTLP span exporter, when `[tracing]` configures one (fixed until a restart).
     pub spans: Option<Arc<trace::Spans>>,
+    /// Snapshots of the pool totals for the admin console's SHOW STATS averages.
+    pub averages: admin::Averages,
+    /// How the admin console's RELOAD gets a new config ([`Proxy::set_reloader`]).
+    pub reloader: RwLock<Option<admin::Reloader>>,
+    /// Set by the admin console's SHUTDOWN: `serve` stops.
+    pub stop: tokio::sync::watch::Sender<Option<admin::ShutdownMode>>,
 }
 
 impl Shared {
@@ -187,6 +194,9 @@ impl Proxy {
             shutting_down: AtomicBool::new(false),
             stats,
             spans,
+            averages: admin::Averages::default(),
+            reloader: RwLock::new(None),
+            stop: tokio::sync::watch::Sender::new(None),
         });
         let gauges = stats::gauges::Gauges(Arc::downgrade(&shared));
         shared
@@ -240,6 +250,15 @@ impl Proxy {
         *self.shared.paused.borrow()
     }
 
+    /// Tells the admin console's RELOAD how to load the config again and apply it (the
+    /// binary reads the file and flags again, as on SIGHUP). Without one, RELOAD fails.
+    pub fn set_reloader(
+        &self,
+        reload: impl Fn(&Proxy) -> Result<(), String> + Send + Sync + 'static,
+    ) {
+        *self.shared.reloader.write() = Some(Arc::new(reload));
+    }
+
     /// Counts a reload that failed before reaching [`Proxy::reload`] (the file did not
     /// parse or validate), for the `config_reloads` metric.
     pub fn reload_failed(&self) {
@@ -276,10 +295,18 @@ impl Proxy {
     ) -> std::io::Result<()> {
         let mut tasks = tokio::task::JoinSet::new();
         let maintenance = tokio::spawn(pools::maintain(self.shared.clone()));
+        let period = self.shared.config.load().proxy.stats_period;
+        let averages = tokio::spawn(admin::averages::sample(
+            Arc::downgrade(&self.shared),
+            period,
+        ));
+        let mut stop = self.shared.stop.subscribe();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
+                // The admin console's SHUTDOWN.
+                Ok(()) = stop.changed() => break,
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
                         stream::keepalive(&tcp, &self.shared.server_ctx.load().tcp);
@@ -296,7 +323,10 @@ impl Proxy {
         }
         drop(listener);
         self.shared.shutting_down.store(true, Ordering::Relaxed);
-        let grace = self.shared.config.load().proxy.shutdown_timeout;
+        let grace = match *self.shared.stop.borrow() {
+            Some(admin::ShutdownMode::Immediate) => std::time::Duration::ZERO,
+            _ => self.shared.config.load().proxy.shutdown_timeout,
+        };
         let drained =
             tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
@@ -307,6 +337,7 @@ impl Proxy {
             tasks.shutdown().await;
         }
         maintenance.abort();
+        averages.abort();
         for entry in self.shared.pools.all() {
             for conn in entry.pool.close() {
                 conn.close().await;

@@ -256,6 +256,36 @@ fn admin_users_must_exist_unless_trust() {
 }
 
 #[test]
+fn stats_users_must_exist_unless_trust() {
+    let mut config = minimal();
+    config.auth.stats_users = vec!["watcher".to_owned()];
+    assert_problem(
+        &config,
+        &["auth.stats_users", "`watcher` is not in [[users]]"],
+    );
+    config.auth.method = AuthMethod::Trust;
+    assert_eq!(problems(&config), Vec::<String>::new());
+}
+
+#[test]
+fn console_database_names_are_reserved() {
+    let mut config = minimal();
+    let db = config.databases[WILDCARD].clone();
+    config.databases.insert("pgbouncer".to_owned(), db);
+    assert_problem(
+        &config,
+        &["databases.\"pgbouncer\"", "reserved for the admin console"],
+    );
+}
+
+#[test]
+fn stats_period_is_at_least_a_second() {
+    let mut config = minimal();
+    config.proxy.stats_period = std::time::Duration::from_millis(500);
+    assert_problem(&config, &["proxy.stats_period", "at least 1s"]);
+}
+
+#[test]
 fn at_least_one_database_is_required() {
     let mut config = minimal();
     config.databases.clear();

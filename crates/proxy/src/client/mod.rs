@@ -1,7 +1,7 @@
 //! The client side: handshake, authentication, and the session that follows.
 
 mod auth;
-mod handshake;
+pub(crate) mod handshake;
 mod params;
 mod session;
 

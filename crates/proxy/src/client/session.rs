@@ -51,7 +51,16 @@ pub async fn handle_client(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>
         }
         let config = shared.config.load_full();
         let mut client = Conn::new(Stream::Plain(tcp), config.proxy.max_message_size);
-        if let Err(e) = session(&mut client, &shared, &config, &me).await {
+        // KILL / KILL_CLIENT from the admin console end the session wherever it is; dropping
+        // it drops its server connection, which PostgreSQL sees close.
+        let ended = tokio::select! {
+            ended = session(&mut client, &shared, &config, &me) => ended,
+            () = me.killed() => Err(SessionError::refused(
+                SqlState::ADMIN_SHUTDOWN,
+                "dbwarden: connection closed from the admin console (KILL)",
+            )),
+        };
+        if let Err(e) = ended {
             match e.for_client() {
                 Some((code, message)) => {
                     if let Some(login) = me.login() {
@@ -103,16 +112,19 @@ async fn session(
                 ),
             )
         })??;
-    let Some(LoggedIn {
+    let LoggedIn {
         info,
         mode,
         pool,
         mut lease,
         gucs,
         cancel_key,
-    }) = login
-    else {
-        return Ok(()); // a cancel request
+    } = match login {
+        None => return Ok(()), // a cancel request
+        Some(Opened::Console(role, _cancel_key)) => {
+            return crate::admin::run(client, shared, role).await;
+        }
+        Some(Opened::Pool(logged_in)) => *logged_in,
     };
     tracing::debug!(db = %info.database, user = %info.user, ?mode, "session started");
 
@@ -254,6 +266,12 @@ impl Hooks for SessionHooks {
     }
 }
 
+/// Where a login leads: a pool, or the admin console (with the client's cancel key).
+enum Opened {
+    Pool(Box<LoggedIn>),
+    Console(crate::admin::Role, CancelKey),
+}
+
 struct LoggedIn {
     info: StartupInfo,
     mode: PoolMode,
@@ -268,7 +286,7 @@ async fn login(
     shared: &Arc<Shared>,
     config: &Config,
     me: &ClientInfo,
-) -> Result<Option<LoggedIn>, SessionError> {
+) -> Result<Option<Opened>, SessionError> {
     let info = match handshake::open(client, shared).await? {
         Opening::Cancelled => return Ok(None),
         Opening::Session(info) => info,
@@ -278,6 +296,15 @@ async fn login(
             SqlState::TOO_MANY_CONNECTIONS,
             "sorry, too many clients already (dbwarden max_client_conn)",
         ));
+    }
+    if crate::admin::is_console(&info.database) {
+        // The same authentication as any client; who may use the console is checked after,
+        // so a refusal does not tell a stranger which names are admins.
+        auth::authenticate(client, &info.user, shared).await?;
+        let role = crate::admin::role(config, &info.user)?;
+        let key = crate::admin::greet(client, shared, &info, me);
+        client.flush().await.map_err(SessionError::ClientIo)?;
+        return Ok(Some(Opened::Console(role, key)));
     }
     let Some(db) = config.database(&info.database) else {
         return Err(SessionError::refused(
@@ -343,14 +370,14 @@ async fn login(
     encode::backend_key_data(&mut client.wbuf, cancel_key.pid, &cancel_key.key);
     encode::ready_for_query(&mut client.wbuf, TxStatus::Idle);
     client.flush().await.map_err(SessionError::ClientIo)?;
-    Ok(Some(LoggedIn {
+    Ok(Some(Opened::Pool(Box::new(LoggedIn {
         info,
         mode: db.mode,
         pool,
         lease,
         gucs,
         cancel_key,
-    }))
+    }))))
 }
 
 /// The trace id, slow-query and span watcher of client `me`.

@@ -41,6 +41,13 @@ impl ClientState {
     }
 }
 
+/// Set once, when a login to the admin console succeeds (such a client has no pool).
+pub struct ConsoleLogin {
+    pub database: String,
+    pub user: String,
+    pub application_name: String,
+}
+
 /// Set once, when the login succeeds.
 pub struct ClientLogin {
     pub database: String,
@@ -56,6 +63,9 @@ pub struct ClientInfo {
     pub connected_at: SystemTime,
     pub tls: AtomicBool,
     login: OnceLock<ClientLogin>,
+    console: OnceLock<ConsoleLogin>,
+    /// KILL / KILL_CLIENT from the admin console: the client's task ends its session.
+    kill: tokio::sync::Notify,
     state: AtomicU8,
     /// When the state last changed (Unix µs): PgBouncer's `request_time`, and the start of
     /// a wait.
@@ -78,6 +88,8 @@ impl ClientInfo {
             connected_at: now,
             tls: AtomicBool::new(false),
             login: OnceLock::new(),
+            console: OnceLock::new(),
+            kill: tokio::sync::Notify::new(),
             state: AtomicU8::new(ClientState::Login as u8),
             since_us: AtomicU64::new(unix_us(now)),
             server_pid: AtomicI32::new(0),
@@ -94,6 +106,27 @@ impl ClientInfo {
 
     pub fn login(&self) -> Option<&ClientLogin> {
         self.login.get()
+    }
+
+    pub fn console_login(&self, login: ConsoleLogin) {
+        let _ = self.console.set(login);
+        self.set_state(ClientState::Idle);
+    }
+
+    /// The admin console login, for a client of the console.
+    pub fn console(&self) -> Option<&ConsoleLogin> {
+        self.console.get()
+    }
+
+    /// Asks the client's task to close the session (it need not be waiting yet: the request
+    /// is kept until it is).
+    pub fn kill(&self) {
+        self.kill.notify_one();
+    }
+
+    /// Completes once [`ClientInfo::kill`] was called.
+    pub async fn killed(&self) {
+        self.kill.notified().await
     }
 
     pub fn state(&self) -> ClientState {

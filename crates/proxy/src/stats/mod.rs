@@ -26,7 +26,7 @@ use parking_lot::Mutex;
 use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::histogram::Histogram;
 
-pub use clients::{ClientInfo, ClientLogin, ClientState};
+pub use clients::{ClientInfo, ClientLogin, ClientState, ConsoleLogin};
 pub use metrics::{Metrics, TimeoutKind};
 pub use registry::{Registered, Registry};
 pub use servers::{ServerInfo, ServerState};
