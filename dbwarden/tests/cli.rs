@@ -623,3 +623,56 @@ async fn admin_listen_serves_health_and_metrics() {
     drop(c);
     assert_eq!(proxy.terminate().await.code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_reload_reads_the_file_again_and_shutdown_exits() {
+    let pg = cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dbwarden.toml");
+    write_config(&file, &pg);
+    let admin = "method = \"scram-sha-256\"\nadmin_users = [\"app\"]";
+    set_in_config(&file, "method = \"scram-sha-256\"", admin);
+    let mut proxy = ProxyProcess::start(&["--config", file.to_str().unwrap()]).await;
+    let conn_str = format!(
+        "host={} port={} user={USER} password={PASSWORD} dbname=pgbouncer",
+        proxy.addr.ip(),
+        proxy.addr.port()
+    );
+    let (console, conn) = tokio_postgres::connect(&conn_str, tokio_postgres::NoTls)
+        .await
+        .expect("the admin console");
+    tokio::spawn(conn);
+    let pool_size = |rows: Vec<tokio_postgres::SimpleQueryMessage>| {
+        rows.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r)
+                if r.get("key") == Some("default_pool_size") =>
+            {
+                r.get("value").map(str::to_owned)
+            }
+            _ => None,
+        })
+    };
+    let before = console.simple_query("SHOW CONFIG").await.unwrap();
+    assert_eq!(pool_size(before).as_deref(), Some("10"));
+
+    // RELOAD is SIGHUP: the file is read again, and a broken one is refused.
+    set_in_config(&file, "size = 10", "size = 4");
+    console.simple_query("RELOAD").await.expect("RELOAD");
+    proxy.wait_log("config reloaded").await;
+    let after = console.simple_query("SHOW CONFIG").await.unwrap();
+    assert_eq!(pool_size(after).as_deref(), Some("4"));
+    set_in_config(&file, "size = 4", "size = 0");
+    let err = console
+        .simple_query("RELOAD")
+        .await
+        .expect_err("a bad file");
+    assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("F0000"));
+
+    // SHUTDOWN ends the process.
+    let _ = console.simple_query("SHUTDOWN").await;
+    let status = timeout(PATIENCE, proxy.child.wait())
+        .await
+        .expect("the proxy exits after SHUTDOWN")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}

@@ -118,3 +118,44 @@ async fn show_pools_and_clients_follow_the_sessions() {
     drop((idle, busy, console));
     proxy.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_stats_averages_come_from_the_periodic_snapshots() {
+    let pg = cluster_with_db("avg").await;
+    let mut config = super::console::console_config(&pg, 2);
+    config.proxy.stats_period = std::time::Duration::from_secs(2);
+    let proxy = TestProxy::start(config).await;
+    let c = connect(&proxy.conn_str(USER, PASSWORD, "avg"))
+        .await
+        .unwrap();
+    let console = admin(&proxy).await;
+    for i in 0..20 {
+        c.simple_query(&format!("SELECT {i}")).await.unwrap();
+    }
+    // The averages cover the time since the snapshot before last (one to two periods): after
+    // 20 queries they are non-zero, and once the queries are two periods old they are zero.
+    let averages = show(&console, "SHOW STATS_AVERAGES").await;
+    let row = find(&averages, "database", "avg").expect("a row for avg");
+    assert!(num(row, "query_count") > 0, "{row:?}");
+    assert!(num(row, "query_time") > 0, "{row:?}");
+    assert!(num(row, "bytes_received") > 0, "{row:?}");
+    let mut quiet = None;
+    for _ in 0..150 {
+        let averages = show(&console, "SHOW STATS").await;
+        let row = find(&averages, "database", "avg").unwrap().clone();
+        if num(&row, "avg_query_count") == 0 {
+            quiet = Some(row);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let quiet = quiet.expect("the averages fall to zero once the traffic stops");
+    assert_eq!(
+        num(&quiet, "avg_query_time"),
+        0,
+        "no queries, no time per query"
+    );
+    assert!(num(&quiet, "total_query_count") >= 20, "the totals stay");
+    drop((c, console));
+    proxy.shutdown().await;
+}
