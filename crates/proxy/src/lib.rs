@@ -69,6 +69,8 @@ pub(crate) struct Shared {
     pub next_client_id: AtomicU64,
     /// PAUSE: new transactions (and sessions) wait for RESUME; running ones finish.
     pub paused: tokio::sync::watch::Sender<bool>,
+    /// The same for single databases (the admin console's `PAUSE db`).
+    pub paused_dbs: tokio::sync::watch::Sender<std::collections::BTreeSet<String>>,
     /// Set when `serve` stops accepting: `/readyz` fails from then on.
     pub shutting_down: AtomicBool,
     pub stats: stats::Stats,
@@ -87,14 +89,29 @@ impl Shared {
         self.secrets.read().get(user).cloned()
     }
 
-    /// Holds a checkout while the proxy is paused, at most `limit` (every wait is bounded).
-    pub async fn wait_while_paused(&self, limit: std::time::Duration) -> Result<(), SessionError> {
-        if !*self.paused.borrow() {
+    /// Holds a checkout for `database` while the proxy or that database is paused, at most
+    /// `limit` (every wait is bounded).
+    pub async fn wait_while_paused(
+        &self,
+        database: &str,
+        limit: std::time::Duration,
+    ) -> Result<(), SessionError> {
+        if !*self.paused.borrow() && self.paused_dbs.borrow().is_empty() {
             return Ok(());
         }
-        let mut rx = self.paused.subscribe();
+        let (mut all, mut dbs) = (self.paused.subscribe(), self.paused_dbs.subscribe());
         let resumed = tokio::time::timeout(limit, async {
-            let _ = rx.wait_for(|paused| !*paused).await;
+            loop {
+                let held = *all.borrow_and_update() || dbs.borrow_and_update().contains(database);
+                if !held {
+                    return;
+                }
+                tokio::select! {
+                    Ok(()) = all.changed() => {}
+                    Ok(()) = dbs.changed() => {}
+                    else => return,
+                }
+            }
         })
         .await;
         match resumed {
@@ -191,6 +208,7 @@ impl Proxy {
             clients: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(1),
             paused: tokio::sync::watch::Sender::new(false),
+            paused_dbs: tokio::sync::watch::Sender::new(Default::default()),
             shutting_down: AtomicBool::new(false),
             stats,
             spans,

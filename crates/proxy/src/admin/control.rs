@@ -21,40 +21,64 @@ fn refuse(code: &str, message: impl Into<String>) -> Refusal {
     }
 }
 
-fn per_database_unsupported(cmd: &str) -> Refusal {
-    Refusal {
-        code: SqlState::FEATURE_NOT_SUPPORTED,
-        message: format!(
-            "{cmd} <db> is not supported: dbwarden pauses and resumes every database at once; \
-             use {cmd} without a database"
-        ),
+/// A database the console may act on: configured, or served through `*` with a pool now.
+fn known_database(shared: &Shared, db: &str) -> Result<(), Refusal> {
+    if CONSOLE_DATABASES.contains(&db) {
+        return Err(refuse("55000", format!("cannot act on the admin db: {db}")));
+    }
+    let known = shared.config.load().databases.contains_key(db)
+        || shared.pools.all().iter().any(|e| e.key.database == db);
+    if known {
+        Ok(())
+    } else {
+        Err(refuse("3D000", format!("no such database: {db}")))
     }
 }
 
+/// PAUSE [db]: new transactions (of that database) wait until RESUME; running ones finish.
 pub fn pause(shared: &Shared, db: Option<&str>) -> Result<&'static str, Refusal> {
-    if db.is_some() {
-        return Err(per_database_unsupported("PAUSE"));
-    }
     if *shared.paused.borrow() {
         return Err(refuse("55000", "already suspended/paused"));
     }
-    shared.paused.send_replace(true);
-    tracing::info!("PAUSE from the admin console: running transactions finish, new ones wait");
+    match db {
+        None => {
+            shared.paused.send_replace(true);
+        }
+        Some(db) => {
+            known_database(shared, db)?;
+            if !shared
+                .paused_dbs
+                .send_if_modified(|dbs| dbs.insert(db.to_owned()))
+            {
+                return Err(refuse("55000", format!("database {db} is already paused")));
+            }
+        }
+    }
+    tracing::info!(
+        db = db.unwrap_or("*"),
+        "PAUSE from the admin console: running transactions finish, new ones wait"
+    );
     Ok("PAUSE")
 }
 
 pub fn resume(shared: &Shared, db: Option<&str>) -> Result<&'static str, Refusal> {
-    if db.is_some() {
-        return Err(per_database_unsupported("RESUME"));
-    }
     if shared.stop.borrow().is_some() {
         return Err(refuse("55000", "pooler is shutting down"));
     }
-    if !*shared.paused.borrow() {
-        return Err(refuse("55000", "pooler is not paused/suspended"));
+    match db {
+        None if !*shared.paused.borrow() => {
+            return Err(refuse("55000", "pooler is not paused/suspended"))
+        }
+        None => {
+            shared.paused.send_replace(false);
+        }
+        Some(db) => {
+            if !shared.paused_dbs.send_if_modified(|dbs| dbs.remove(db)) {
+                return Err(refuse("55000", format!("database {db} is not paused")));
+            }
+        }
     }
-    shared.paused.send_replace(false);
-    tracing::info!("RESUME from the admin console");
+    tracing::info!(db = db.unwrap_or("*"), "RESUME from the admin console");
     Ok("RESUME")
 }
 
@@ -87,14 +111,7 @@ pub fn reload(shared: &Arc<Shared>) -> Result<&'static str, Refusal> {
 /// may connect again at once.
 pub fn kill(shared: &Shared, db: Option<&str>) -> Result<&'static str, Refusal> {
     if let Some(db) = db {
-        if CONSOLE_DATABASES.contains(&db) {
-            return Err(refuse("55000", format!("cannot kill admin db: {db}")));
-        }
-        let known = shared.config.load().databases.contains_key(db)
-            || shared.pools.all().iter().any(|e| e.key.database == db);
-        if !known {
-            return Err(refuse("3D000", format!("no such database: {db}")));
-        }
+        known_database(shared, db)?;
     }
     let hit = |name: &str| db.is_none_or(|db| db == name);
     let mut clients = 0;

@@ -72,7 +72,8 @@ pub fn databases(buf: &mut BytesMut, shared: &Shared) {
         .collect();
     names.extend(shared.pools.all().iter().map(|e| e.key.database.clone()));
     let n = counts(shared, false);
-    let paused = i64::from(*shared.paused.borrow());
+    let paused_all = *shared.paused.borrow();
+    let paused_dbs = shared.paused_dbs.borrow().clone();
     let lifetime = config.pool.server_lifetime.as_secs() as i64;
     let mut t = Table::new(buf, DATABASES.0, &DATABASES.1);
     for name in &names {
@@ -100,7 +101,7 @@ pub fn databases(buf: &mut BytesMut, shared: &Shared) {
             Cell::Int(n.servers.get(name).copied().unwrap_or(0)),
             Cell::Int(0),
             Cell::Int(n.clients.get(name).copied().unwrap_or(0)),
-            Cell::Int(paused),
+            Cell::Int(i64::from(paused_all || paused_dbs.contains(name))),
             Cell::Int(0),
         ]);
     }

@@ -336,7 +336,7 @@ async fn login(
     me.set_state(ClientState::Waiting);
     let ctx = shared.server_ctx.load_full();
     shared
-        .wait_while_paused(config.pool.query_wait_timeout)
+        .wait_while_paused(&info.database, config.pool.query_wait_timeout)
         .await?;
     let mut lease = pool
         .checkout(shared, &ctx, config.pool.query_wait_timeout)

@@ -80,7 +80,7 @@ pub async fn run(
         let ctx = shared.server_ctx.load_full();
         me.set_state(ClientState::Waiting);
         shared
-            .wait_while_paused(config.pool.query_wait_timeout)
+            .wait_while_paused(&pool.entry().key.database, config.pool.query_wait_timeout)
             .await?;
         let mut lease = pool
             .checkout(shared, &ctx, config.pool.query_wait_timeout)

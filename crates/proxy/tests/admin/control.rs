@@ -48,9 +48,55 @@ async fn pause_holds_new_transactions_until_resume() {
     assert!(n > 0);
     let err = console.simple_query("RESUME").await.unwrap_err();
     assert_eq!(code(&err), "55000", "not paused");
-    let err = console.simple_query("PAUSE ps").await.unwrap_err();
-    assert_eq!(code(&err), "0A000", "per-database pause");
     drop((console, _c));
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_of_one_database_holds_only_that_database() {
+    let pg = cluster_with_db("p1").await;
+    pg.psql("postgres", &format!("CREATE DATABASE p2 OWNER {USER}"))
+        .unwrap();
+    let proxy = TestProxy::start(super::console::console_config(&pg, 2)).await;
+    let one = connect(&proxy.conn_str(USER, PASSWORD, "p1"))
+        .await
+        .unwrap();
+    let two = connect(&proxy.conn_str(USER, PASSWORD, "p2"))
+        .await
+        .unwrap();
+    one.simple_query("SELECT 1").await.unwrap();
+    two.simple_query("SELECT 1").await.unwrap();
+    let console = admin(&proxy).await;
+
+    command(&console, "PAUSE p1").await;
+    let dbs = show(&console, "SHOW DATABASES").await;
+    assert_eq!(num(find(&dbs, "name", "p1").unwrap(), "paused"), 1);
+    assert_eq!(num(find(&dbs, "name", "p2").unwrap(), "paused"), 0);
+    let held = tokio::spawn(async move {
+        one.simple_query("SELECT 2").await.unwrap();
+        one
+    });
+    two.simple_query("SELECT 3")
+        .await
+        .expect("p2 is not paused");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !held.is_finished(),
+        "a transaction of p1 ran while p1 was paused"
+    );
+    let err = console.simple_query("PAUSE p1").await.unwrap_err();
+    assert_eq!(code(&err), "55000", "already paused");
+
+    command(&console, "RESUME p1").await;
+    let one = tokio::time::timeout(Duration::from_secs(5), held)
+        .await
+        .expect("RESUME p1 releases it")
+        .unwrap();
+    let err = console.simple_query("RESUME p1").await.unwrap_err();
+    assert_eq!(code(&err), "55000", "not paused");
+    let err = console.simple_query("PAUSE nosuchdb").await.unwrap_err();
+    assert_eq!(code(&err), "3D000");
+    drop((console, one, two));
     proxy.shutdown().await;
 }
 
