@@ -258,9 +258,16 @@ pub fn clients(shared: &Shared) -> ClientsReply {
                 id: c.id,
                 addr: c.addr.to_string(),
                 state: state.as_str(),
-                database: login.map(|l| l.database.clone()),
-                user: login.map(|l| l.user.clone()),
-                application_name: login.map(|l| l.application_name.clone()),
+                // A console session has no pool; it shows the name it logged in with.
+                database: login
+                    .map(|l| l.database.clone())
+                    .or_else(|| c.console().map(|l| l.database.clone())),
+                user: login
+                    .map(|l| l.user.clone())
+                    .or_else(|| c.console().map(|l| l.user.clone())),
+                application_name: login
+                    .map(|l| l.application_name.clone())
+                    .or_else(|| c.console().map(|l| l.application_name.clone())),
                 tls: c.tls.load(Relaxed),
                 connected_at: rfc3339(c.connected_at),
                 state_since: rfc3339(UNIX_EPOCH + Duration::from_micros(since_us)),

@@ -97,3 +97,36 @@ async fn bad_input_gets_an_error_and_the_session_goes_on() {
     drop(console);
     proxy.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_talks_to_the_console() {
+    let pg = cluster_with_db("ps1").await;
+    let proxy = TestProxy::start(super::console::console_config(&pg, 2)).await;
+    let conninfo = format!(
+        "host={} port={} user={USER} dbname=pgbouncer sslmode=disable",
+        proxy.addr.ip(),
+        proxy.addr.port()
+    );
+    let out = tokio::process::Command::new("psql")
+        .env("PGPASSWORD", super::PASSWORD)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .args(["-X", "-A", "-v", "ON_ERROR_STOP=1", "-d", &conninfo])
+        .args(["-c", "SHOW HELP", "-c", "SHOW LISTS", "-c", "show version;"])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run psql");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Console usage"),
+        "SHOW HELP is a notice: {stderr}"
+    );
+    assert!(stdout.contains("list|items"), "{stdout}");
+    assert!(stdout.contains("used_clients|1"), "{stdout}");
+    assert!(stdout.contains("PgBouncer 1.25.0 (dbwarden"), "{stdout}");
+    proxy.shutdown().await;
+}
