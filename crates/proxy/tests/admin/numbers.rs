@@ -159,3 +159,30 @@ async fn show_stats_averages_come_from_the_periodic_snapshots() {
     drop((c, console));
     proxy.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_prepared_counts_the_statement_cache() {
+    let pg = cluster_with_db("prep").await;
+    let proxy = TestProxy::start(super::console::console_config(&pg, 1)).await;
+    let c = connect(&proxy.conn_str(USER, PASSWORD, "prep"))
+        .await
+        .unwrap();
+    let console = admin(&proxy).await;
+    let stmt = c.prepare("SELECT $1::int").await.unwrap();
+    for i in 0..3 {
+        c.query_one(&stmt, &[&i]).await.unwrap();
+    }
+    let rows = show(&console, "SHOW PREPARED").await;
+    let row = find(&rows, "database", "prep").expect("a row for the pool");
+    assert_eq!(row["user"].as_deref(), Some(USER));
+    assert_eq!(num(row, "client_parse_count"), 1, "{row:?}");
+    assert_eq!(num(row, "bind_count"), 3, "{row:?}");
+    // One server connection: the statement is prepared there once (a miss, one server
+    // Parse), and every later use finds it there.
+    assert_eq!(num(row, "misses"), 1, "{row:?}");
+    assert_eq!(num(row, "server_parse_count"), 1, "{row:?}");
+    assert!(num(row, "hits") >= 3, "each Bind found it: {row:?}");
+    assert_eq!(num(row, "evictions"), 0, "{row:?}");
+    drop((c, console));
+    proxy.shutdown().await;
+}
