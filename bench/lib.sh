@@ -218,8 +218,24 @@ start_dbwarden() {
     fi
     port=$(free_port)
     mkdir -p "$WORK/dbwarden"
+    # What `--upstream URL` would configure, plus PgBouncer's client limit.
+    cat >"$WORK/dbwarden/dbwarden.toml" <<EOF
+[proxy]
+max_client_conn = ${MAX_CLIENT_CONN:-10000}
+
+[auth]
+method = "scram-sha-256"
+
+[[users]]
+name = "$BENCH_USER"
+password = "$BENCH_PASSWORD"
+
+[databases."*"]
+host = "127.0.0.1"
+port = $PG_PORT
+EOF
     RUST_LOG=${DBWARDEN_LOG:-warn} "${LAUNCH_PREFIX[@]+"${LAUNCH_PREFIX[@]}"}" "$bin" proxy \
-        --upstream "postgres://$BENCH_USER:$BENCH_PASSWORD@127.0.0.1:$PG_PORT" \
+        --config "$WORK/dbwarden/dbwarden.toml" \
         --listen "127.0.0.1:$port" --pool-size "$pool" --pool-mode "$mode" \
         >"$WORK/dbwarden/dbwarden.log" 2>&1 &
     register_target dbwarden "$port" $! "$WORK/dbwarden/dbwarden.log"

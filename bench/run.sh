@@ -19,6 +19,10 @@ STRICT=${STRICT:-0}
 STORM_CLIENTS=${STORM_CLIENTS:-}
 IDLE_CLIENTS=${IDLE_CLIENTS:-}
 IDLE_TIMEOUT=${IDLE_TIMEOUT:-300}
+# Above this many clients the direct target is left out: thousands of backends
+# would measure PostgreSQL's process model, not a proxy, and need a
+# max_connections that only the pools should need.
+DIRECT_MAX_CLIENTS=${DIRECT_MAX_CLIENTS:-1000}
 
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -38,16 +42,19 @@ for c in $CLIENTS $STORM_CLIENTS $IDLE_CLIENTS; do
     [[ $c =~ ^[0-9]+$ && $c -gt 0 ]] || die "'$c' is not a client count"
 done
 
-# Clients that run queries at the same time; idle clients send none.
-max_clients=0
+# Clients that run queries at the same time; idle clients send none. Only the
+# direct target opens a backend per client.
+max_clients=0 max_direct=0
 for c in $CLIENTS $STORM_CLIENTS; do
     if ((c > max_clients)); then max_clients=$c; fi
+    if ((c > max_direct && c <= DIRECT_MAX_CLIENTS)); then max_direct=$c; fi
 done
 max_idle=0
 for c in $IDLE_CLIENTS; do
     if ((c > max_idle)); then max_idle=$c; fi
 done
 MAX_CLIENT_CONN=$((max_idle + 100 > 10000 ? max_idle + 100 : 10000))
+if ((max_clients + 100 > MAX_CLIENT_CONN)); then MAX_CLIENT_CONN=$((max_clients + 100)); fi
 
 # In session mode a client keeps its server connection until it disconnects,
 # and pgbench opens every client before the first transaction, blocking on
@@ -59,6 +66,10 @@ POOL_NOTE=""
 if [[ $POOL_MODE == session ]] && ((max_clients > POOL_SIZE)); then
     PROXY_POOL=$max_clients
     POOL_NOTE="Session mode: the pool is sized to the largest client count ($PROXY_POOL), because a session-mode client holds its server connection for its whole session and pgbench opens all clients before the first transaction; with POOL_SIZE=$POOL_SIZE the other clients would only queue until their login timed out."
+fi
+
+if ((max_clients > DIRECT_MAX_CLIENTS)); then
+    SKIPPED+=("direct: not run above $DIRECT_MAX_CLIENTS clients (DIRECT_MAX_CLIENTS): a backend per client would measure PostgreSQL, not a proxy")
 fi
 
 # The scenarios of one round, as KIND:MODE:CLIENTS.
@@ -75,7 +86,7 @@ trap cleanup EXIT INT TERM
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 n_proxies=$((2 + ${#EXTRA_TARGETS[@]}))
-start_postgres $((max_clients + n_proxies * PROXY_POOL + 20))
+start_postgres $((max_direct + n_proxies * PROXY_POOL + 20))
 start_pgbouncer "$PROXY_POOL" "$POOL_MODE"
 start_dbwarden "$PROXY_POOL" "$POOL_MODE"
 start_extra_targets "$PROXY_POOL" "$POOL_MODE"
@@ -87,7 +98,10 @@ mkdir -p "$(dirname "$OUT")"
 first_clients=$(echo "$CLIENTS" | awk '{print $1}')
 if ((WARMUP > 0)) && [[ -n $first_clients ]]; then
     log "warm-up: ${WARMUP}s per target"
-    for t in "${TARGETS[@]}"; do run_load 0 "$t" simple "$first_clients" "$WARMUP" 0; done
+    for t in "${TARGETS[@]}"; do
+        if [[ $t == direct ]] && ((first_clients > DIRECT_MAX_CLIENTS)); then continue; fi
+        run_load 0 "$t" simple "$first_clients" "$WARMUP" 0
+    done
 fi
 
 # Load from other work on the machine is the main source of noise; the
@@ -106,6 +120,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
             if [[ $kind == idle ]]; then
                 # Thousands of backends would measure PostgreSQL, not a proxy.
                 [[ $t == direct ]] || run_idle "$round" "$t" "$clients"
+            elif [[ $t == direct ]] && ((clients > DIRECT_MAX_CLIENTS)); then
+                continue
             else
                 run_load "$round" "$t" "$mode" "$clients" "$DURATION" 1
             fi

@@ -38,6 +38,18 @@ impl Conn {
         }
     }
 
+    /// Frees the buffers once login is over and they hold nothing: the relay reads and writes
+    /// through buffers of its own, and an idle client should not keep two kilobytes it may
+    /// never use again (an error message still gets written: an empty `BytesMut` grows).
+    pub fn shrink(&mut self) {
+        if self.rbuf.is_empty() {
+            self.rbuf = BytesMut::new();
+        }
+        if self.wbuf.is_empty() {
+            self.wbuf = BytesMut::new();
+        }
+    }
+
     async fn fill(&mut self) -> Result<(), ReadError> {
         if self.rbuf.capacity() - self.rbuf.len() < 512 {
             self.rbuf.reserve(4096);

@@ -4,7 +4,7 @@
 //! message boundary (ReadyForQuery status, Terminate, statement names, oversized lengths)
 //! while still moving bytes in bulk: everything one read returns is forwarded with one write,
 //! frames stay where they were read (no copy into message structs), and a 50 MB row streams
-//! through a fixed buffer. Both directions are polled by one task with their own buffers, so
+//! through a fixed buffer, lent only while bytes are pending (see `buffers`). Both directions are polled by one task with their own buffers, so
 //! neither side can block the other (a client pipelining thousands of queries while the
 //! server answers cannot deadlock the proxy). What to do with each message is up to a
 //! [`Hooks`] implementation: session mode only watches, transaction mode also rewrites.
@@ -16,14 +16,17 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::BytesMut;
-use dbwarden_wire::frontend::tag as fe;
-use dbwarden_wire::{ProtocolError, ScanEvent, Scanner};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use dbwarden_wire::{ProtocolError, ScanEvent};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 use crate::stream::Stream;
 
-const BUF_SIZE: usize = 16 * 1024;
+mod buffers;
+mod half;
+
+pub use half::Half;
+use half::Halt;
 
 /// Why relaying stopped.
 #[derive(Debug)]
@@ -84,155 +87,6 @@ pub trait Hooks {
     /// would block, and a timer is armed only while this says `Some`.
     fn deadline(&self) -> Option<Instant> {
         None
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Halt {
-    Running,
-    Held,
-    AfterFrame,
-}
-
-/// One direction's buffer. `buf[start..scanned]` is ready to write, `buf[scanned..end]` is
-/// read but not yet scanned.
-pub struct Half {
-    buf: Vec<u8>,
-    start: usize,
-    scanned: usize,
-    end: usize,
-    scanner: Scanner,
-    inject: BytesMut,
-    unflushed: bool,
-    hold: Halt,
-    eof: bool,
-    /// The peer closed in the middle of a frame (see `mid_message`).
-    cut: bool,
-    /// Where the bytes written are counted (the pool's totals); `true` = client to server.
-    counted: Option<(std::sync::Arc<crate::stats::PoolStats>, bool)>,
-}
-
-impl Half {
-    pub fn new(max_message: u32) -> Half {
-        Half {
-            buf: vec![0; BUF_SIZE],
-            start: 0,
-            scanned: 0,
-            end: 0,
-            scanner: Scanner::new(max_message),
-            inject: BytesMut::new(),
-            unflushed: false,
-            hold: Halt::Running,
-            eof: false,
-            cut: false,
-            counted: None,
-        }
-    }
-
-    /// Counts what this half writes into `pool`'s received (`up`) or sent totals: one
-    /// relaxed add per write, so the figures are live in session mode too.
-    pub fn count_into(&mut self, pool: std::sync::Arc<crate::stats::PoolStats>, up: bool) {
-        self.counted = Some((pool, up));
-    }
-
-    /// Bytes read before relaying began (a client that pipelined past its login).
-    pub fn seed(&mut self, bytes: &[u8]) {
-        self.insert_at(self.end, bytes);
-    }
-
-    /// Nothing held: every byte read has been written.
-    pub fn is_empty(&self) -> bool {
-        self.start == self.end
-    }
-
-    /// Drops whatever is held and starts at a frame boundary again.
-    pub fn clear(&mut self) {
-        (self.start, self.scanned, self.end) = (0, 0, 0);
-        self.scanner = Scanner::new(self.scanner_max());
-        (self.unflushed, self.hold, self.eof, self.cut) = (false, Halt::Running, false, false);
-    }
-
-    fn scanner_max(&self) -> u32 {
-        self.scanner.max_len()
-    }
-
-    /// Reads once from `src` (for a client with no server connection). 0 means EOF.
-    pub async fn fill(&mut self, src: &mut Stream) -> io::Result<usize> {
-        self.make_room();
-        let n = src.read(&mut self.buf[self.end..]).await?;
-        self.end += n;
-        Ok(n)
-    }
-
-    /// The next unscanned bytes are a Terminate message.
-    pub fn starts_with_terminate(&self) -> bool {
-        self.scanner.at_boundary()
-            && self.buf[self.scanned..self.end].starts_with(&[fe::TERMINATE, 0, 0, 0, 4])
-    }
-
-    /// The first buffered frame when it is here whole and nothing was scanned yet (a client
-    /// with no server connection): its tag and bytes, header included.
-    pub fn first_frame(&self) -> Option<(u8, &[u8])> {
-        if self.start != 0 || self.scanned != 0 || !self.scanner.at_boundary() {
-            return None;
-        }
-        let head = self.buf.get(..5.min(self.end))?;
-        if head.len() < 5 {
-            return None;
-        }
-        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-        let total = 1 + len;
-        if len < 4 || total > self.end {
-            return None;
-        }
-        Some((head[0], &self.buf[..total]))
-    }
-
-    /// Removes the first `n` buffered bytes (a frame the proxy answered itself).
-    pub fn consume_front(&mut self, n: usize) {
-        self.buf.copy_within(n..self.end, 0);
-        self.end -= n;
-    }
-
-    /// Puts `bytes` ahead of everything not yet scanned (the proxy's own messages first).
-    pub fn insert_front(&mut self, bytes: &[u8]) {
-        self.insert_at(self.scanned, bytes);
-        self.scanned += bytes.len();
-    }
-
-    fn insert_at(&mut self, at: usize, bytes: &[u8]) {
-        let n = bytes.len();
-        if self.end + n > self.buf.len() {
-            self.buf.resize((self.end + n).max(self.buf.len() * 2), 0);
-        }
-        self.buf.copy_within(at..self.end, at + n);
-        self.buf[at..at + n].copy_from_slice(bytes);
-        self.end += n;
-    }
-
-    fn make_room(&mut self) {
-        if self.end < self.buf.len() {
-            return;
-        }
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            (self.scanned, self.end) = (self.scanned - self.start, self.end - self.start);
-            self.start = 0;
-        } else {
-            // A frame the hooks need whole does not fit: grow (its length was checked).
-            let len = self.buf.len();
-            self.buf.resize(len * 2, 0);
-        }
-    }
-
-    fn drained(&self) -> bool {
-        self.start == self.scanned && !self.unflushed
-    }
-
-    /// Whether some of what the peer sent has not reached the other side as whole frames.
-    /// Conservative: bytes still waiting to be written count even when they are whole frames.
-    fn mid_message(&self) -> bool {
-        !self.scanner.at_boundary() || self.start != self.end
     }
 }
 
@@ -349,6 +203,7 @@ fn pump<H: Hooks>(
         if h.hold != Halt::Running || h.eof {
             return Ok(progress);
         }
+        h.acquire();
         if h.end == h.buf.len() {
             if h.start == 0 && h.scanned > 0 {
                 return Ok(progress); // full of bytes waiting to be written
@@ -383,7 +238,7 @@ pub async fn relay<H: Hooks>(
     // Created the first time the hooks name a deadline, so relaying without timeouts
     // configured never touches the timer wheel.
     let mut timer: Pin<&mut Option<Sleep>> = std::pin::pin!(None);
-    poll_fn(|cx| loop {
+    let end = poll_fn(|cx| loop {
         // Once the server side says the exchange is over, take nothing more from the client.
         let up_moved = if down.hold == Halt::Running {
             match pump(up, cx, client, server, hooks, true) {
@@ -428,10 +283,17 @@ pub async fn relay<H: Hooks>(
                     return Poll::Ready(RelayEnd::Deadline);
                 }
             }
+            // Both sides would block: a half with nothing pending needs no buffer until a
+            // read is ready again (the reads above registered the wakers).
+            up.release();
+            down.release();
             return Poll::Pending;
         }
     })
-    .await
+    .await;
+    up.release();
+    down.release();
+    end
 }
 
 /// Arms (or re-arms) the timer for `at` and polls it.
@@ -447,3 +309,6 @@ fn timer_fired(mut timer: Pin<&mut Option<Sleep>>, at: Instant, cx: &mut Context
         None => false,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -101,7 +101,10 @@ async fn session(
     me: &ClientInfo,
 ) -> Result<(), SessionError> {
     let login_timeout = config.proxy.client_login_timeout;
-    let login = tokio::time::timeout(login_timeout, login(client, shared, config, me))
+    // Boxed: the login's state (handshake, SCRAM, checkout) is the largest this task ever
+    // holds, and a boxed future is freed when the login ends instead of sizing every
+    // client's task for the rest of its session.
+    let login = tokio::time::timeout(login_timeout, Box::pin(login(client, shared, config, me)))
         .await
         .map_err(|_| {
             shared.stats.metrics.timeout(TimeoutKind::ClientLogin);
@@ -127,6 +130,10 @@ async fn session(
         Some(Opened::Pool(logged_in)) => *logged_in,
     };
     tracing::debug!(db = %info.database, user = %info.user, ?mode, "session started");
+    // What login needed and the session does not: the startup packet, the buffers that
+    // carried the handshake.
+    drop(info);
+    client.shrink();
 
     if mode == PoolMode::Transaction {
         // The login's connection goes back at once; each transaction checks one out.
