@@ -150,7 +150,6 @@ async fn serve(
         None => None,
     };
     let proxy = dbwarden_proxy::Proxy::new(config.clone())?;
-    tracing::info!(listen = %config.proxy.listen, pools = config.databases.len(), mode = ?config.pool.mode, "dbwarden proxy listening");
     if let Some(admin) = admin_listener {
         tracing::info!(admin_listen = ?config.proxy.admin_listen, "HTTP admin listener: /metrics, /healthz, /readyz, /api/pools, /api/clients, / (dashboard)");
         // It stays up while sessions drain after SIGTERM, so /readyz can say so; it ends
@@ -200,13 +199,17 @@ async fn serve(
     // SIGTERM: stop accepting and let sessions finish within shutdown_timeout.
     // SIGINT: close at once (PostgreSQL rolls back whatever the closed sessions had open).
     let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    // Only now: whoever waits for this line (a supervisor, a test) may signal at once, and a
+    // signal that arrived before its handler was registered would kill the process outright.
+    tracing::info!(listen = %config.proxy.listen, pools = config.databases.len(), mode = ?config.pool.mode, "dbwarden proxy listening");
     let graceful = async move {
         term.recv().await;
         tracing::info!("SIGTERM: stopping; running sessions may finish");
     };
     tokio::select! {
         served = proxy.serve(listener, graceful) => served?,
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: closing at once"),
+        _ = int.recv() => tracing::info!("SIGINT: closing at once"),
     }
     Ok(())
 }
