@@ -387,5 +387,7 @@ pub async fn bind(addr: &str) -> Result<TcpListener, SetupError> {
     // A second dbwarden may bind the same port, so a rolling restart drops no connection.
     socket.set_reuseport(true).map_err(listen_err)?;
     socket.bind(sock_addr).map_err(listen_err)?;
-    socket.listen(1024).map_err(listen_err)
+    // Thousands of clients may connect at once (an application fleet restarting); the kernel
+    // caps the backlog at net.core.somaxconn.
+    socket.listen(4096).map_err(listen_err)
 }

@@ -399,7 +399,10 @@ pub async fn relay_timed<H: Hooks + Progress>(
                 tracing::info!(server.pid = cancel.pid, "timeout: cancelling the query");
                 // Awaited, not spawned: once the postmaster has signalled the backend, a
                 // cancel can no longer land on a later query of this connection.
-                match tokio::time::timeout(CANCEL_GRACE, send_cancel(cancel, ctx)).await {
+                // Boxed: a cancel opens a connection (DNS, TCP, TLS), a large future that
+                // would otherwise size every client's task, idle ones included.
+                let send = Box::pin(send_cancel(cancel, ctx));
+                match tokio::time::timeout(CANCEL_GRACE, send).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => tracing::warn!(error = %e, "sending the cancel failed"),
                     Err(_) => tracing::warn!("sending the cancel timed out"),

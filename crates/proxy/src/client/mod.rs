@@ -6,3 +6,6 @@ mod params;
 mod session;
 
 pub use session::{close_busy, finish_session, handle_client, link, unlink, watch};
+
+#[cfg(test)]
+mod tests;

@@ -119,7 +119,7 @@ async fn session(
         info,
         mode,
         pool,
-        mut lease,
+        lease,
         gucs,
         cancel_key,
     } = match login {
@@ -146,6 +146,20 @@ async fn session(
         return crate::txn::run(client, tx, pool, shared, config, &cancel_key, me).await;
     }
 
+    session_mode(client, shared, config, me, &pool, lease, &cancel_key).await
+}
+
+/// Session pooling: the login's server connection serves the client until it leaves. Its
+/// own function so that its state is not part of a transaction-mode client's task.
+async fn session_mode(
+    client: &mut Conn,
+    shared: &Arc<Shared>,
+    config: &Config,
+    me: &ClientInfo,
+    pool: &PoolHandle,
+    mut lease: Lease<ServerConn>,
+    cancel_key: &CancelKey,
+) -> Result<(), SessionError> {
     cancel_key.attach(Some(lease.conn().cancel.clone()));
     link(me, &mut lease);
     let ctx = shared.server_ctx.load_full();

@@ -170,7 +170,7 @@ async fn checkout(
                 Verdict::Check => {
                     let rules = &ctx.reuse;
                     let server = lease.conn_mut();
-                    match server.check(&rules.check_query, rules.check_timeout).await {
+                    match Box::pin(server.check(&rules.check_query, rules.check_timeout)).await {
                         Ok(()) => {
                             lease.mark_checked();
                             entry.stats.assigned(started.elapsed());
@@ -194,7 +194,10 @@ async fn checkout(
                 }
             },
             Ok(Grant::Open(permit)) => {
-                let conn = entry.open(ctx).await?;
+                // Boxed, as is the health check: opening a connection (DNS, TCP, TLS, login)
+                // is a large future, and inline it would size every client's task, idle or
+                // not, for the rare checkout that needs it.
+                let conn = Box::pin(entry.open(ctx)).await?;
                 tracing::debug!(server.pid = conn.pid(), pool.db = %entry.key.database, "opened server connection");
                 entry.stats.assigned(started.elapsed());
                 return Ok(permit.fulfil(conn));
