@@ -54,6 +54,8 @@ pub async fn handle_client(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>
         // KILL / KILL_CLIENT from the admin console end the session wherever it is; dropping
         // it drops its server connection, which PostgreSQL sees close.
         let ended = tokio::select! {
+            // The session first, and no random branch order: this runs on every wake-up.
+            biased;
             ended = session(&mut client, &shared, &config, &me) => ended,
             () = me.killed() => Err(SessionError::refused(
                 SqlState::ADMIN_SHUTDOWN,

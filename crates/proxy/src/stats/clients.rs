@@ -1,8 +1,11 @@
 //! What the admin console and the HTTP API show of one client connection.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::time::SystemTime;
 
 use super::{unix_us, PoolStats};
@@ -41,6 +44,47 @@ impl ClientState {
     }
 }
 
+/// The kill request of one client. Not a `tokio::sync::Notify`: the client's task polls it
+/// each time it wakes (every message batch), and a Notify takes a mutex on every poll; this
+/// costs one atomic load and a waker comparison, and locks only to register the waker once.
+#[derive(Default)]
+struct KillSwitch {
+    flag: AtomicBool,
+    waker: parking_lot::Mutex<Option<Waker>>,
+}
+
+/// The future of [`ClientInfo::killed`].
+pub struct Killed<'a> {
+    switch: &'a KillSwitch,
+    /// The waker last stored in the switch.
+    registered: Option<Waker>,
+}
+
+impl Future for Killed<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.switch.flag.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        if self
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            return Poll::Pending;
+        }
+        *self.switch.waker.lock() = Some(cx.waker().clone());
+        self.registered = Some(cx.waker().clone());
+        // A kill between the first load and the registration found no waker to wake.
+        if self.switch.flag.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
 /// Set once, when a login to the admin console succeeds (such a client has no pool).
 pub struct ConsoleLogin {
     pub database: String,
@@ -65,7 +109,7 @@ pub struct ClientInfo {
     login: OnceLock<ClientLogin>,
     console: OnceLock<ConsoleLogin>,
     /// KILL / KILL_CLIENT from the admin console: the client's task ends its session.
-    kill: tokio::sync::Notify,
+    kill: KillSwitch,
     state: AtomicU8,
     /// When the state last changed (Unix µs): PgBouncer's `request_time`, and the start of
     /// a wait.
@@ -89,7 +133,7 @@ impl ClientInfo {
             tls: AtomicBool::new(false),
             login: OnceLock::new(),
             console: OnceLock::new(),
-            kill: tokio::sync::Notify::new(),
+            kill: KillSwitch::default(),
             state: AtomicU8::new(ClientState::Login as u8),
             since_us: AtomicU64::new(unix_us(now)),
             server_pid: AtomicI32::new(0),
@@ -121,12 +165,18 @@ impl ClientInfo {
     /// Asks the client's task to close the session (it need not be waiting yet: the request
     /// is kept until it is).
     pub fn kill(&self) {
-        self.kill.notify_one();
+        self.kill.flag.store(true, Ordering::Release);
+        if let Some(waker) = self.kill.waker.lock().take() {
+            waker.wake();
+        }
     }
 
     /// Completes once [`ClientInfo::kill`] was called.
-    pub async fn killed(&self) {
-        self.kill.notified().await
+    pub fn killed(&self) -> Killed<'_> {
+        Killed {
+            switch: &self.kill,
+            registered: None,
+        }
     }
 
     pub fn state(&self) -> ClientState {
@@ -176,5 +226,32 @@ impl ClientInfo {
         let v = (u128::from(self.trace_hi.load(Ordering::Relaxed)) << 64)
             | u128::from(self.trace_lo.load(Ordering::Relaxed));
         (v != 0).then_some(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> ClientInfo {
+        ClientInfo::new(1, "127.0.0.1:5000".parse().unwrap(), None)
+    }
+
+    #[tokio::test]
+    async fn a_kill_before_or_while_waiting_ends_the_wait() {
+        let early = client();
+        early.kill();
+        early.killed().await;
+
+        let waiting = Arc::new(client());
+        let w = waiting.clone();
+        let task = tokio::spawn(async move { w.killed().await });
+        tokio::task::yield_now().await;
+        assert!(!task.is_finished());
+        waiting.kill();
+        tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .expect("woken by the kill")
+            .unwrap();
     }
 }
