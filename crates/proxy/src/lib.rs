@@ -36,6 +36,9 @@ use dbwarden_config::Config;
 use parking_lot::RwLock;
 use tokio::net::TcpListener;
 
+/// The console's command parser, for the fuzzer: console query text is untrusted input.
+#[doc(hidden)]
+pub use admin::command::parse as parse_console_command;
 pub use error::{ServerError, SessionError, SetupError};
 
 use cancel::CancelRegistry;
