@@ -9,7 +9,9 @@ use crate::pool::Pool;
 /// that went wrong. A connection goes back for reuse only through [`Lease::release`], which the
 /// session calls once it knows the connection is idle and clean.
 pub struct Lease<C: Send + 'static> {
-    conn: Option<C>,
+    /// Boxed so that a checkout and a release move a pointer, not the whole connection
+    /// (the proxy's is a few hundred bytes, and each transaction moves it a dozen times).
+    conn: Option<Box<C>>,
     age: Age,
     /// Handed to a client (rather than taken out for a health check): its release means
     /// the connection was just used.
@@ -18,7 +20,7 @@ pub struct Lease<C: Send + 'static> {
 }
 
 impl<C: Send + 'static> Lease<C> {
-    pub(crate) fn new(pool: Pool<C>, conn: C, age: Age) -> Self {
+    pub(crate) fn new(pool: Pool<C>, conn: Box<C>, age: Age) -> Self {
         Lease {
             conn: Some(conn),
             age,
@@ -28,7 +30,7 @@ impl<C: Send + 'static> Lease<C> {
     }
 
     /// A lease for the pool's own health check: giving it back does not count as use.
-    pub(crate) fn for_check(pool: Pool<C>, conn: C, age: Age) -> Self {
+    pub(crate) fn for_check(pool: Pool<C>, conn: Box<C>, age: Age) -> Self {
         Lease {
             conn: Some(conn),
             age,
@@ -85,10 +87,10 @@ impl<C: Send + 'static> Lease<C> {
         if let Some(pool) = self.pool.take() {
             pool.forget_one();
         }
-        conn
+        *conn
     }
 
-    pub(crate) fn into_parts(mut self) -> (C, Age) {
+    pub(crate) fn into_parts(mut self) -> (Box<C>, Age) {
         self.pool = None;
         (
             self.conn.take().expect("lease holds a connection"),
@@ -121,7 +123,7 @@ impl<C: Send + 'static> Permit<C> {
     /// The new connection is open: it becomes a lease.
     pub fn fulfil(mut self, conn: C) -> Lease<C> {
         let pool = self.pool.take().expect("permit holds its pool");
-        Lease::new(pool, conn, Age::new())
+        Lease::new(pool, Box::new(conn), Age::new())
     }
 
     /// Forgets the permit without touching the pool (the caller fixes the accounting).

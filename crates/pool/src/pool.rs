@@ -36,7 +36,7 @@ pub struct PoolStats {
 }
 
 pub(crate) struct Idle<C> {
-    pub conn: C,
+    pub conn: Box<C>,
     /// `age.returned` is when it went idle.
     pub age: Age,
 }
@@ -117,7 +117,7 @@ impl<C: Send + 'static> Pool<C> {
 
     /// Returns a healthy, clean connection for reuse.
     /// `used`: a client had it, so it is idle (and known good) from now on.
-    pub(crate) fn put_back(&self, conn: C, mut age: Age, used: bool) {
+    pub(crate) fn put_back(&self, conn: Box<C>, mut age: Age, used: bool) {
         let mut st = self.shared.state.lock();
         if st.closed || st.total > st.max {
             // Shrunk by a reload, or closing: let this one go (the caller's drop closes it).
@@ -192,7 +192,7 @@ impl<C: Send + 'static> Pool<C> {
                 !max_idle.is_zero() && i.age.idle_for(now) >= max_idle && remaining > keep;
             if too_old || too_idle {
                 remaining -= 1;
-                out.push(i.conn);
+                out.push(*i.conn);
             } else {
                 kept.push(i);
             }
@@ -250,7 +250,7 @@ impl<C: Send + 'static> Pool<C> {
         st.waiters.clear();
         let idle = std::mem::take(&mut st.idle);
         st.total -= idle.len() as u32;
-        idle.into_iter().map(|i| i.conn).collect()
+        idle.into_iter().map(|i| *i.conn).collect()
     }
 
     pub fn stats(&self) -> PoolStats {

@@ -16,9 +16,14 @@ pub struct CancelRegistry {
     map: Mutex<HashMap<i32, Entry>>,
 }
 
+/// The server connection a client holds now, if any. Each client has its own, so pointing
+/// it at the next connection (twice per transaction in transaction mode) takes no lock
+/// that other clients use.
+type Slot = Arc<Mutex<Option<Arc<CancelTarget>>>>;
+
 struct Entry {
     key: [u8; 4],
-    target: Option<CancelTarget>,
+    target: Slot,
 }
 
 impl CancelRegistry {
@@ -26,6 +31,7 @@ impl CancelRegistry {
     pub fn register(self: &Arc<Self>) -> CancelKey {
         let mut rng = rand::thread_rng();
         let key: [u8; 4] = rng.gen();
+        let slot = Slot::default();
         let mut map = self.map.lock();
         let pid = loop {
             // Positive, like a real backend pid, and unique among live clients.
@@ -34,42 +40,48 @@ impl CancelRegistry {
                 break pid;
             }
         };
-        map.insert(pid, Entry { key, target: None });
+        map.insert(
+            pid,
+            Entry {
+                key,
+                target: slot.clone(),
+            },
+        );
         CancelKey {
             registry: self.clone(),
+            slot,
             pid,
             key,
         }
     }
 
     /// The server to cancel for a request, if the pid and key match a client holding one.
-    pub fn lookup(&self, pid: i32, key: &[u8]) -> Option<CancelTarget> {
-        let map = self.map.lock();
-        let entry = map.get(&pid)?;
-        if key.len() != 4 || !bool::from(entry.key.ct_eq(key)) {
-            return None;
-        }
-        entry.target.clone()
-    }
-
-    fn set(&self, pid: i32, target: Option<CancelTarget>) {
-        if let Some(e) = self.map.lock().get_mut(&pid) {
-            e.target = target;
-        }
+    pub fn lookup(&self, pid: i32, key: &[u8]) -> Option<Arc<CancelTarget>> {
+        let slot = {
+            let map = self.map.lock();
+            let entry = map.get(&pid)?;
+            if key.len() != 4 || !bool::from(entry.key.ct_eq(key)) {
+                return None;
+            }
+            entry.target.clone()
+        };
+        let target = slot.lock().clone();
+        target
     }
 }
 
 /// A client's cancel identity.
 pub struct CancelKey {
     registry: Arc<CancelRegistry>,
+    slot: Slot,
     pub pid: i32,
     pub key: [u8; 4],
 }
 
 impl CancelKey {
     /// Points cancels at the server connection the client now holds (or at none).
-    pub fn attach(&self, target: Option<CancelTarget>) {
-        self.registry.set(self.pid, target);
+    pub fn attach(&self, target: Option<Arc<CancelTarget>>) {
+        *self.slot.lock() = target;
     }
 }
 

@@ -3,33 +3,42 @@
 //! message) or `/* dbwarden_deadline_at=1700000000000 */` (absolute, Unix milliseconds), and
 //! the sqlcommenter forms with the value quoted (`/*dbwarden_deadline_ms='250'*/`).
 
+use std::sync::LazyLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use memchr::memmem;
 
 const MARKER: &[u8] = b"dbwarden_deadline_";
 
-/// Finds the marker. Most queries carry none, so this is the whole cost for them: one pass
-/// looking for the marker's first byte and a comparison where it occurs (no SQL parsing).
+static FINDER: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(MARKER));
+
+/// Finds the marker. Most queries carry none, so this is the whole cost for them: one
+/// vectorised substring search (no SQL parsing, no clock read).
 fn find_marker(text: &[u8]) -> Option<usize> {
-    let last = text.len().checked_sub(MARKER.len())?;
-    let mut i = 0;
-    while i <= last {
-        let off = text[i..=last].iter().position(|&b| b == b'd')?;
-        i += off;
-        if &text[i..i + MARKER.len()] == MARKER {
-            return Some(i);
-        }
-        i += 1;
+    if text.len() < MARKER.len() {
+        return None;
     }
-    None
+    FINDER.find(text)
 }
 
-/// The deadline a statement's text asks for, if any. `now` and `now_unix_ms` are the same
-/// moment on the two clocks (an absolute deadline is wall-clock time, timers are monotonic).
-/// A malformed value is ignored rather than refused: the comment is advisory, and a typo
-/// should not break an application's queries.
-pub fn find(text: &[u8], now: Instant, now_unix_ms: u64) -> Option<Instant> {
+/// The deadline a statement's text asks for, if any. A malformed value is ignored rather
+/// than refused: the comment is advisory, and a typo should not break an application's
+/// queries. The clocks are read only when the text holds the marker.
+pub fn find_now(text: &[u8]) -> Option<Instant> {
     let at = find_marker(text)?;
-    let rest = &text[at + MARKER.len()..];
+    at_marker(&text[at + MARKER.len()..], Instant::now(), unix_ms())
+}
+
+/// [`find_now`] as of `now`, which is `now_unix_ms` on the wall clock (an absolute deadline
+/// is wall-clock time, timers are monotonic).
+#[cfg(test)]
+fn find(text: &[u8], now: Instant, now_unix_ms: u64) -> Option<Instant> {
+    let at = find_marker(text)?;
+    at_marker(&text[at + MARKER.len()..], now, now_unix_ms)
+}
+
+/// `rest` follows the marker.
+fn at_marker(rest: &[u8], now: Instant, now_unix_ms: u64) -> Option<Instant> {
     let (relative, rest) = if let Some(r) = rest.strip_prefix(b"ms=") {
         (true, r)
     } else if let Some(r) = rest.strip_prefix(b"at=") {

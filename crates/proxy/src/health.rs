@@ -7,6 +7,7 @@
 //! backoff; its first successful login closes the breaker.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -53,6 +54,9 @@ struct State {
 pub struct Breaker {
     backend: String,
     state: Mutex<State>,
+    /// `state.open.is_some()`, readable without the lock: every checkout asks, and every
+    /// client of the backend would otherwise take this one lock per transaction.
+    is_open: AtomicBool,
 }
 
 impl Breaker {
@@ -60,11 +64,15 @@ impl Breaker {
         Breaker {
             backend,
             state: Mutex::default(),
+            is_open: AtomicBool::new(false),
         }
     }
 
     /// `Err` with the client's 08006 error while the breaker is open.
     pub fn admit(&self) -> Result<(), SessionError> {
+        if !self.is_open.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let open = self.state.lock().open.clone();
         match open {
             None => Ok(()),
@@ -87,6 +95,7 @@ impl Breaker {
         let was_open = {
             let mut s = self.state.lock();
             s.consecutive_failures = 0;
+            self.is_open.store(false, Ordering::Release);
             s.open.take()
         };
         if let Some(open) = was_open {
@@ -117,6 +126,7 @@ impl Breaker {
                 s.consecutive_failures
             ),
         });
+        self.is_open.store(true, Ordering::Release);
         true
     }
 
@@ -128,7 +138,7 @@ impl Breaker {
     }
 
     fn is_open(&self) -> bool {
-        self.state.lock().open.is_some()
+        self.is_open.load(Ordering::Acquire)
     }
 
     /// The backend's `host:port`.

@@ -259,7 +259,7 @@ impl<H: Hooks + Progress> Timed<H> {
 
     /// A client Query or Parse carrying a deadline comment.
     fn note_deadline(&mut self, frame: &[u8]) -> Option<Instant> {
-        let at = crate::deadline::find(frame, Instant::now(), crate::deadline::unix_ms())?;
+        let at = crate::deadline::find_now(frame)?;
         self.request_deadline = Some(self.request_deadline.map_or(at, |d| d.min(at)));
         Some(at)
     }

@@ -81,9 +81,10 @@ fn parse_params(mut rest: &[u8]) -> Result<Vec<(String, String)>, ProtocolError>
     }
 }
 
-/// A NUL-terminated UTF-8 string at the start of `buf`, and what follows it.
+/// A NUL-terminated UTF-8 string at the start of `buf`, and what follows it. Every Query
+/// and Parse goes through here: `memchr` finds the NUL a vector at a time.
 pub(crate) fn cstr(buf: &[u8]) -> Option<(&str, &[u8])> {
-    let nul = buf.iter().position(|&b| b == 0)?;
+    let nul = memchr::memchr(0, buf)?;
     let s = std::str::from_utf8(&buf[..nul]).ok()?;
     Some((s, &buf[nul + 1..]))
 }

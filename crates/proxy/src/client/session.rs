@@ -415,18 +415,18 @@ pub fn watch(shared: &Shared, config: &Config, me: &ClientInfo) -> crate::trace:
 pub fn link(me: &ClientInfo, lease: &mut Lease<ServerConn>) {
     let server = lease.conn();
     me.set_server_pid(server.pid());
-    me.set_state(ClientState::Active);
+    let now = me.set_state(ClientState::Active);
     if let Some(info) = &server.info {
-        info.link(Some(me.id));
+        info.link_at(Some(me.id), now);
     }
 }
 
 /// The reverse of [`link`], as the connection goes back to the pool.
 pub fn unlink(me: &ClientInfo, lease: &mut Lease<ServerConn>) {
     me.set_server_pid(0);
-    me.set_state(ClientState::Idle);
+    let now = me.set_state(ClientState::Idle);
     if let Some(info) = &lease.conn().info {
-        info.link(None);
+        info.link_at(None, now);
     }
 }
 

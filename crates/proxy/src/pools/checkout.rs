@@ -119,7 +119,12 @@ enum Verdict {
     Close { why: &'static str, polite: bool },
 }
 
-fn inspect(lease: &Lease<ServerConn>, entry: &PoolEntry, rules: &ReuseRules) -> Verdict {
+fn inspect(
+    lease: &Lease<ServerConn>,
+    entry: &PoolEntry,
+    rules: &ReuseRules,
+    now: Instant,
+) -> Verdict {
     let conn = lease.conn();
     if !is_alive(conn) {
         // Server restarted, backend terminated, idle timeout on the server.
@@ -134,7 +139,6 @@ fn inspect(lease: &Lease<ServerConn>, entry: &PoolEntry, rules: &ReuseRules) -> 
             polite: true,
         };
     }
-    let now = Instant::now();
     if lease.outlived(rules.lifetime, now) {
         return Verdict::Close {
             why: "past server_lifetime",
@@ -159,10 +163,13 @@ async fn checkout(
     entry.breaker.admit()?;
     let started = Instant::now();
     let give_up = started + wait;
+    // The clock is read again only when a connection was turned down (the usual checkout
+    // finds a fit idle one at once). A connection handed over after a wait was just given
+    // back by a client, so judging it by the time the wait began is as good.
+    let (mut left, mut now) = (wait, started);
     loop {
-        let left = give_up.saturating_duration_since(Instant::now());
         match entry.pool.checkout(left).await {
-            Ok(Grant::Ready(mut lease)) => match inspect(&lease, entry, &ctx.reuse) {
+            Ok(Grant::Ready(mut lease)) => match inspect(&lease, entry, &ctx.reuse, now) {
                 Verdict::Ready => {
                     entry.stats.assigned(started.elapsed());
                     return Ok(lease);
@@ -221,6 +228,8 @@ async fn checkout(
                 ))
             }
         }
+        now = Instant::now();
+        left = give_up.saturating_duration_since(now);
     }
 }
 

@@ -1,4 +1,5 @@
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -362,13 +363,13 @@ async fn login(
                 return Ok(ServerConn {
                     conn,
                     params,
-                    cancel: CancelTarget {
+                    cancel: Arc::new(CancelTarget {
                         addr,
                         host: target.host.clone(),
                         pid,
                         key,
                         tls,
-                    },
+                    }),
                     status,
                     gucs: Default::default(),
                     statements: Default::default(),

@@ -5,6 +5,7 @@ mod connect;
 pub use connect::{connect, PhaseTimeouts, ServerCtx, ServerTarget};
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dbwarden_wire::backend::{self, tag, ErrorFields, TxStatus};
@@ -30,7 +31,8 @@ pub struct ServerConn {
     pub conn: Conn,
     /// The server's reportable settings as last reported by ParameterStatus.
     pub params: Vec<(String, String)>,
-    pub cancel: CancelTarget,
+    /// Shared with the cancel registry while a client holds the connection.
+    pub cancel: Arc<CancelTarget>,
     pub status: TxStatus,
     /// Settings changed away from the login defaults (transaction mode keeps this exact).
     pub gucs: ServerGucs,
@@ -138,7 +140,7 @@ impl ServerConn {
             params
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case(n))
-                .map(|(_, v)| v.clone())
+                .map(|(_, v)| v.as_str())
         })
     }
 }

@@ -99,14 +99,56 @@ pub fn analyze_with(sql: &str, standard_conforming_strings: bool) -> Vec<Effect>
 /// because a `DO` body may spell its keywords with escapes or string continuation, and `u&`,
 /// because a `U&"..."` identifier may spell `set_config`. Quoting is ignored, which can only
 /// add matches.
+///
+/// Every query in transaction mode passes through here: it steps over whole identifiers (one
+/// table lookup per byte) and looks closer only where an identifier starts with one of the
+/// trigger letters; for `SELECT abalance FROM pgbench_accounts WHERE aid = 1` that is two
+/// short prefix comparisons, each stopping at the first byte that differs.
 pub fn may_touch_session(sql: &str) -> bool {
     let b = sql.as_bytes();
-    (0..b.len()).any(|i| {
-        b[i].is_ascii_alphabetic()
-            && (i == 0 || !continues_identifier(b[i - 1]))
-            && trigger_at(&b[i..])
-    })
+    let mut i = 0;
+    while i < b.len() {
+        let class = CLASS[usize::from(b[i])];
+        if class == OTHER {
+            i += 1;
+            continue;
+        }
+        if class == TRIGGER && trigger_at(&b[i..]) {
+            return true;
+        }
+        // The rest of this identifier: its letters start nothing.
+        i += 1;
+        while i < b.len() && CLASS[usize::from(b[i])] != OTHER {
+            i += 1;
+        }
+    }
+    false
 }
+
+/// Byte classes for [`may_touch_session`]: a letter that may start a trigger word, a byte
+/// that continues an identifier (see [`continues_identifier`]), anything else.
+const OTHER: u8 = 0;
+const CONTINUES: u8 = 1;
+const TRIGGER: u8 = 2;
+const CLASS: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if continues_identifier(b) {
+            t[c] = CONTINUES;
+        }
+        c += 1;
+    }
+    let triggers = b"srdpelhtu";
+    let mut k = 0;
+    while k < triggers.len() {
+        t[triggers[k] as usize] = TRIGGER;
+        t[triggers[k].to_ascii_uppercase() as usize] = TRIGGER;
+        k += 1;
+    }
+    t
+};
 
 /// Whether an identifier starting at `rest[0]` may matter, dispatched on its first letter.
 fn trigger_at(rest: &[u8]) -> bool {
@@ -137,12 +179,18 @@ fn trigger_at(rest: &[u8]) -> bool {
 /// A byte that, before a letter, makes the letter part of a longer identifier. Digits and `$`
 /// are left out on purpose: a number or `$$` can end right before an identifier (`1set`,
 /// `$$x$$set`), so a letter after them may start a token.
-fn continues_identifier(c: u8) -> bool {
+const fn continues_identifier(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_' || c >= 0x80
 }
 
+/// `needle` is lower case. Stops at the first byte that differs (`eq_ignore_ascii_case`
+/// compares them all, and `pgbench_accounts` is compared with four `p` words).
 fn starts_ci(hay: &[u8], needle: &[u8]) -> bool {
-    hay.len() >= needle.len() && hay[..needle.len()].eq_ignore_ascii_case(needle)
+    hay.len() >= needle.len()
+        && hay
+            .iter()
+            .zip(needle)
+            .all(|(h, n)| h.to_ascii_lowercase() == *n)
 }
 
 #[cfg(test)]

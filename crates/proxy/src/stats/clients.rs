@@ -183,7 +183,9 @@ impl ClientInfo {
         ClientState::from_u8(self.state.load(Ordering::Relaxed))
     }
 
-    pub fn set_state(&self, state: ClientState) {
+    /// Returns the time it read (Unix microseconds), for a server connection linked in the
+    /// same breath ([`super::ServerInfo::link_at`]): one clock read for both.
+    pub fn set_state(&self, state: ClientState) -> u64 {
         let now = unix_us(SystemTime::now());
         // Only the client's own task changes its state, so load-then-store is enough.
         let before = self.state.load(Ordering::Relaxed);
@@ -194,6 +196,7 @@ impl ClientInfo {
             self.checkout_wait_us
                 .store(now.saturating_sub(since), Ordering::Relaxed);
         }
+        now
     }
 
     /// The last wait for a server connection, once: a later transaction that needed no

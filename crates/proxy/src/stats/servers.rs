@@ -89,12 +89,18 @@ impl ServerInfo {
 
     /// Linked to client `client` (Active), or back in the pool (`None`: Idle).
     pub fn link(&self, client: Option<u64>) {
+        self.link_at(client, unix_us(SystemTime::now()));
+    }
+
+    /// [`Self::link`] as of `now_us` (Unix microseconds), a time the caller just read.
+    pub fn link_at(&self, client: Option<u64>, now_us: u64) {
         let (state, id) = match client {
             Some(c) => (ServerState::Active, c),
             None => (ServerState::Idle, 0),
         };
         self.client.store(id, Ordering::Relaxed);
-        self.set_state(state);
+        self.state.store(state as u8, Ordering::Relaxed);
+        self.since_us.store(now_us, Ordering::Relaxed);
     }
 
     pub fn set_state(&self, state: ServerState) {

@@ -67,11 +67,28 @@ fn literal(out: &mut String, value: &str) {
 /// The one simple query that brings `server` to `client`'s settings, or `None` when nothing
 /// differs. `reported` gives what the server reported at login for a name. The server's
 /// record is updated as if the query succeeded (a failed sync closes the connection).
-pub fn sync_sql(
+pub fn sync_sql<'r>(
     client: &ClientGucs,
     server: &mut ServerGucs,
-    reported: impl Fn(&str) -> Option<String>,
+    reported: impl Fn(&str) -> Option<&'r str>,
 ) -> Option<String> {
+    // Every checkout asks, and almost always nothing differs: find that out without
+    // allocating.
+    let differs = |name: &str, value: &str| {
+        let current = server
+            .changed
+            .get(name)
+            .map(String::as_str)
+            .or_else(|| reported(name));
+        current != Some(value) && valid_name(name)
+    };
+    let stale = server
+        .changed
+        .keys()
+        .any(|n| !client.wanted.contains_key(n));
+    if !stale && !client.wanted.iter().any(|(n, v)| differs(n, v)) {
+        return None;
+    }
     let mut resets = Vec::new();
     for name in server.changed.keys() {
         if !client.wanted.contains_key(name) {
@@ -80,8 +97,7 @@ pub fn sync_sql(
     }
     let mut sets = Vec::new();
     for (name, value) in &client.wanted {
-        let current = server.changed.get(name).cloned().or_else(|| reported(name));
-        if current.as_deref() != Some(value.as_str()) && valid_name(name) {
+        if differs(name, value) {
             sets.push((name.clone(), value.clone()));
         }
     }
@@ -148,8 +164,8 @@ mod tests {
         ]));
         let mut server = ServerGucs::default();
         let reported = |n: &str| match n {
-            "client_encoding" => Some("UTF8".to_string()),
-            "timezone" => Some("UTC".to_string()),
+            "client_encoding" => Some("UTF8"),
+            "timezone" => Some("UTC"),
             _ => None,
         };
         let sql = sync_sql(&client, &mut server, reported).unwrap();

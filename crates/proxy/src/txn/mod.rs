@@ -221,9 +221,8 @@ async fn refuse_past_deadline(up: &mut Half, client: &mut Stream) -> Result<bool
     let Some((fe::QUERY, frame)) = up.first_frame() else {
         return Ok(false);
     };
-    let now = std::time::Instant::now();
-    match crate::deadline::find(frame, now, crate::deadline::unix_ms()) {
-        Some(at) if at <= now => {}
+    match crate::deadline::find_now(frame) {
+        Some(at) if at <= std::time::Instant::now() => {}
         _ => return Ok(false),
     }
     let len = frame.len();

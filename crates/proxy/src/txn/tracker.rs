@@ -25,7 +25,7 @@ use crate::sql::{analyze_with, may_touch_session, Effect};
 
 /// What the server (or the proxy) owes the client for one message, in order.
 #[derive(Debug)]
-enum Expect {
+pub(crate) enum Expect {
     Parse(Option<(String, Arc<Statement>)>),
     Bind,
     Describe,
@@ -57,6 +57,9 @@ pub struct TxnClient {
     pub pinned: Option<&'static str>,
     /// Refuse session-only features instead of pinning.
     pub refuse_pins: bool,
+    /// The empty queue of the last transaction's hooks, kept so that the next one does not
+    /// allocate its own.
+    pub(crate) spare_queue: VecDeque<Expect>,
 }
 
 /// What a transaction did that the session must follow up on once it ends.
@@ -80,6 +83,9 @@ pub struct Followup {
 pub struct TxnHooks<'a> {
     queue: VecDeque<Expect>,
     skipping: bool,
+    /// How many made-up answers the queue holds: with none (and no error being skipped
+    /// past) a server frame needs no look at the queue's head.
+    synthetic: u32,
     pub status: TxStatus,
     client: &'a mut TxnClient,
     server_statements: &'a mut ServerStatements,
@@ -101,8 +107,9 @@ impl<'a> TxnHooks<'a> {
         standard_strings: bool,
     ) -> Self {
         TxnHooks {
-            queue: VecDeque::new(),
+            queue: std::mem::take(&mut client.spare_queue),
             skipping: false,
+            synthetic: 0,
             status,
             client,
             server_statements,
@@ -130,18 +137,25 @@ impl<'a> TxnHooks<'a> {
         }
     }
 
+    /// What `sql` does to the session: nothing for almost every query, found by one cheap
+    /// pass (no allocation) before any analysis.
+    fn effects(&self, sql: &str) -> Vec<Effect> {
+        if may_touch_session(sql) {
+            analyze_with(sql, self.standard_strings)
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Follows what a statement does to the session. Returns a refusal when the statement
     /// needs a pin, pins are refused and the caller `can_refuse` the message.
-    fn inspect(&mut self, sql: &str, can_refuse: bool) -> Option<String> {
-        if !may_touch_session(sql) {
-            return None;
-        }
-        for effect in analyze_with(sql, self.standard_strings) {
+    fn inspect(&mut self, effects: &[Effect], can_refuse: bool) -> Option<String> {
+        for effect in effects {
             match effect {
-                Effect::Set(n) | Effect::SetConfig(n) => self.followup.touched.push(n),
+                Effect::Set(n) | Effect::SetConfig(n) => self.followup.touched.push(n.clone()),
                 Effect::Reset(n) => {
                     self.followup.reset.push(n.clone());
-                    self.followup.touched.push(n);
+                    self.followup.touched.push(n.clone());
                 }
                 Effect::ResetAll => self.followup.touched_all = true,
                 Effect::DiscardAll => {
@@ -208,7 +222,8 @@ impl<'a> TxnHooks<'a> {
         let (name, sql) = frontend::parse_names(body)?;
         // A refused Parse would leave the server running the Bind/Execute that follow it
         // against whatever statement it has, so a Parse pins even where pins are refused.
-        self.inspect(sql, false);
+        let effects = self.effects(sql);
+        self.inspect(&effects, false);
         if name.is_empty() {
             self.queue.push_back(Expect::Parse(None));
             return Ok(Act::Forward);
@@ -219,6 +234,7 @@ impl<'a> TxnHooks<'a> {
         if self.server_statements.contains_and_touch(&stmt) {
             self.followup.prepared[0] += 1;
             self.queue.push_back(Expect::SynthParse);
+            self.synthetic += 1;
             return Ok(Act::Drop);
         }
         self.followup.prepared[1] += 1;
@@ -284,6 +300,7 @@ impl<'a> TxnHooks<'a> {
             // The server-side statement stays for other clients; only the client's name goes.
             self.client.statements.remove(name);
             self.queue.push_back(Expect::SynthClose);
+            self.synthetic += 1;
             return Ok(Act::Drop);
         }
         self.queue.push_back(Expect::Close);
@@ -295,17 +312,21 @@ impl<'a> TxnHooks<'a> {
     /// lacks it, so that the answer is the server's own, in the right transaction state).
     /// Other clients prepare it again when they next need it here. A name the client does
     /// not have must not reach one of the proxy's statements. Returns the query to send.
-    fn deallocate_by_name(&mut self, sql: &str, inject: &mut BytesMut) -> Option<String> {
+    fn deallocate_by_name(
+        &mut self,
+        sql: &str,
+        effects: &[Effect],
+        inject: &mut BytesMut,
+    ) -> Option<String> {
+        let [Effect::Deallocate(name)] = effects else {
+            return None;
+        };
         // In a failed transaction the server refuses any statement, as it should. A `;`
         // before the end may separate another statement, whose effects the server must
         // see: such a query passes through (conservative).
         if self.status == TxStatus::Failed || sql.trim_end().trim_end_matches(';').contains(';') {
             return None;
         }
-        let effects = analyze_with(sql, self.standard_strings);
-        let [Effect::Deallocate(name)] = effects.as_slice() else {
-            return None;
-        };
         let Some(stmt) = self.client.statements.remove(name) else {
             return unreachable_name(name).map(|n| format!("DEALLOCATE \"{n}\""));
         };
@@ -320,11 +341,18 @@ impl<'a> TxnHooks<'a> {
 
     /// Emits (or, after an error, discards) the made-up answers at the head of the queue.
     fn emit_synthetic(&mut self, inject: &mut BytesMut) {
+        if self.synthetic == 0 && !self.skipping {
+            return;
+        }
         while let Some(head) = self.queue.front() {
             if self.skipping && !matches!(head, Expect::Sync) {
                 // The server discards every message up to Sync after an error; so do we.
-                if let Some(Expect::Parse(Some((name, stmt)))) = self.queue.pop_front() {
-                    self.forget_failed_parse(&name, &stmt);
+                match self.queue.pop_front() {
+                    Some(Expect::Parse(Some((name, stmt)))) => {
+                        self.forget_failed_parse(&name, &stmt)
+                    }
+                    Some(e) if e.synthetic() => self.synthetic -= 1,
+                    _ => {}
                 }
                 continue;
             }
@@ -332,8 +360,14 @@ impl<'a> TxnHooks<'a> {
                 return;
             }
             match self.queue.pop_front() {
-                Some(Expect::SynthParse) => complete(inject, be::PARSE_COMPLETE),
-                Some(Expect::SynthClose) => complete(inject, be::CLOSE_COMPLETE),
+                Some(Expect::SynthParse) => {
+                    self.synthetic -= 1;
+                    complete(inject, be::PARSE_COMPLETE)
+                }
+                Some(Expect::SynthClose) => {
+                    self.synthetic -= 1;
+                    complete(inject, be::CLOSE_COMPLETE)
+                }
                 _ => unreachable!("only synthetic entries reach here"),
             }
         }
@@ -433,6 +467,14 @@ fn complete(buf: &mut BytesMut, tag: u8) {
     buf.put_u32(4);
 }
 
+impl Drop for TxnHooks<'_> {
+    fn drop(&mut self) {
+        let mut queue = std::mem::take(&mut self.queue);
+        queue.clear();
+        self.client.spare_queue = queue;
+    }
+}
+
 impl Hooks for TxnHooks<'_> {
     fn client_whole(&self, tag: u8) -> bool {
         // CopyData can be any size and needs no looking at; everything else is small.
@@ -452,7 +494,8 @@ impl Hooks for TxnHooks<'_> {
         match tag {
             fe::QUERY => {
                 let sql = frontend::query_text(&frame[5..])?;
-                if let Some(refusal) = self.inspect(sql, true) {
+                let effects = self.effects(sql);
+                if let Some(refusal) = self.inspect(&effects, true) {
                     // The server raises the refusal itself: in a transaction block it fails
                     // the transaction as any error would, and the server's own
                     // ReadyForQuery ends the exchange (so the connection goes back).
@@ -460,7 +503,7 @@ impl Hooks for TxnHooks<'_> {
                     self.queue.push_back(Expect::Query);
                     return Ok(Act::Drop);
                 }
-                if let Some(instead) = self.deallocate_by_name(sql, inject) {
+                if let Some(instead) = self.deallocate_by_name(sql, &effects, inject) {
                     encode::query(inject, &instead);
                     self.queue.push_back(Expect::Query);
                     return Ok(Act::Drop);
