@@ -203,7 +203,15 @@ fn pump<H: Hooks>(
         if h.hold != Halt::Running || h.eof {
             return Ok(progress);
         }
-        h.acquire();
+        if !h.has_buffer() {
+            // Nothing pending: borrow a buffer only once the socket has something.
+            match src.poll_read_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Err(Fail::SrcIo(e)),
+                Poll::Pending => return Ok(progress),
+            }
+            h.acquire();
+        }
         if h.end == h.buf.len() {
             if h.start == 0 && h.scanned > 0 {
                 return Ok(progress); // full of bytes waiting to be written

@@ -27,6 +27,16 @@ impl Stream {
         matches!(self, Stream::ClientTls(_) | Stream::ServerTls(_))
     }
 
+    /// Ready when a read may find bytes, without reading: lets a caller wait for a plain
+    /// socket before it borrows a buffer. TLS may hold decrypted bytes the socket does not
+    /// show, so it is always "ready" (the read itself finds out).
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Plain(s) => s.poll_read_ready(cx),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
     pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
             Stream::Plain(s) => Some(s),

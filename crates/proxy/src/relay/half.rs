@@ -76,7 +76,6 @@ impl Half {
     }
 
     /// Whether a buffer is lent to this half now.
-    #[cfg(test)]
     pub fn has_buffer(&self) -> bool {
         !self.buf.is_empty()
     }
@@ -109,7 +108,10 @@ impl Half {
     /// nothing has arrived the half holds no buffer: this is where idle clients wait.
     pub async fn fill(&mut self, src: &mut Stream) -> io::Result<usize> {
         poll_fn(|cx| {
-            self.acquire();
+            if !self.has_buffer() {
+                std::task::ready!(src.poll_read_ready(cx))?;
+                self.acquire();
+            }
             self.make_room();
             let mut rb = ReadBuf::new(&mut self.buf[self.end..]);
             match Pin::new(&mut *src).poll_read(cx, &mut rb) {
