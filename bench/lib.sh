@@ -210,6 +210,7 @@ EOF
 }
 
 # start_dbwarden POOL_SIZE POOL_MODE — skipped with a message if not built.
+# DBWARDEN_WORKERS sets proxy.workers (unset: dbwarden's default).
 start_dbwarden() {
     local pool=$1 mode=$2 port bin=${DBWARDEN_BIN:-$REPO_ROOT/target/release/dbwarden}
     if [[ ! -x "$bin" ]]; then
@@ -222,6 +223,7 @@ start_dbwarden() {
     cat >"$WORK/dbwarden/dbwarden.toml" <<EOF
 [proxy]
 max_client_conn = ${MAX_CLIENT_CONN:-10000}
+${DBWARDEN_WORKERS:+workers = $DBWARDEN_WORKERS}
 
 [auth]
 method = "scram-sha-256"

@@ -69,3 +69,12 @@ pub(crate) fn runtime(workers: u32) -> tokio::runtime::Runtime {
     }
     b.enable_all().build().expect("tokio runtime")
 }
+
+/// A runtime on the calling thread alone: no work stealing and no wake-ups across threads,
+/// for the proxy's worker runtimes (see `proxy.workers`).
+pub(crate) fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}

@@ -127,7 +127,7 @@ pub fn run(args: ProxyArgs) -> i32 {
         }
     };
     let level = crate::logging::init(config.log.format == LogFormat::Json, &config.log.level);
-    let rt = crate::runtime(config.proxy.workers);
+    let rt = crate::current_thread_runtime();
     match rt.block_on(serve(config, args, level)) {
         Ok(()) => 0,
         Err(e) => {
@@ -138,6 +138,36 @@ pub fn run(args: ProxyArgs) -> i32 {
     }
 }
 
+/// Runtimes that accept clients: `proxy.workers`, or with 0 one per core.
+fn workers(configured: u32) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n as usize,
+    }
+}
+
+/// A thread with a current-thread runtime of its own that accepts clients on `listener`
+/// until the proxy stops. The shared state (pools, stats, config) is the same for all.
+fn start_worker(
+    n: usize,
+    worker: dbwarden_proxy::Worker,
+    listener: std::net::TcpListener,
+) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name(format!("dbwarden-worker-{n}"))
+        .spawn(move || {
+            let rt = crate::current_thread_runtime();
+            rt.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => worker.serve(listener).await,
+                    Err(e) => tracing::error!(error = %e, worker = n, "worker listener failed"),
+                }
+            })
+        })
+        .context("starting a worker thread")?;
+    Ok(())
+}
+
 async fn serve(
     config: Config,
     args: ProxyArgs,
@@ -145,11 +175,21 @@ async fn serve(
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let listener = dbwarden_proxy::bind(&config.proxy.listen).await?;
+    // The others share the first one's address, its port included when `listen` says 0.
+    let mut worker_listeners = Vec::new();
+    let count = workers(config.proxy.workers);
+    for _ in 1..count {
+        let addr = listener.local_addr()?.to_string();
+        worker_listeners.push(dbwarden_proxy::bind(&addr).await?.into_std()?);
+    }
     let admin_listener = match &config.proxy.admin_listen {
         Some(addr) => Some(dbwarden_proxy::bind(addr).await?),
         None => None,
     };
     let proxy = dbwarden_proxy::Proxy::new(config.clone())?;
+    for (i, std_listener) in worker_listeners.into_iter().enumerate() {
+        start_worker(i + 1, proxy.worker(), std_listener)?;
+    }
     if let Some(admin) = admin_listener {
         tracing::info!(admin_listen = ?config.proxy.admin_listen, "HTTP admin listener: /metrics, /healthz, /readyz, /api/pools, /api/clients, / (dashboard)");
         // It stays up while sessions drain after SIGTERM, so /readyz can say so; it ends

@@ -16,6 +16,7 @@ mod health;
 pub mod http;
 mod pools;
 mod relay;
+mod serve;
 mod server;
 pub mod sql;
 pub mod stats;
@@ -26,7 +27,6 @@ pub mod trace;
 mod txn;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -34,12 +34,12 @@ use arc_swap::ArcSwap;
 use dbwarden_auth::{ScramVerifier, Secret};
 use dbwarden_config::Config;
 use parking_lot::RwLock;
-use tokio::net::TcpListener;
 
 /// The console's command parser, for the fuzzer: console query text is untrusted input.
 #[doc(hidden)]
 pub use admin::command::parse as parse_console_command;
 pub use error::{ServerError, SessionError, SetupError};
+pub use serve::{bind, Worker};
 
 use cancel::CancelRegistry;
 use pools::Pools;
@@ -85,6 +85,13 @@ pub(crate) struct Shared {
     pub reloader: RwLock<Option<admin::Reloader>>,
     /// Set by the admin console's SHUTDOWN: `serve` stops.
     pub stop: tokio::sync::watch::Sender<Option<admin::ShutdownMode>>,
+    /// Set when `serve` stops (SHUTDOWN or its shutdown future): every runtime stops
+    /// accepting and drains its sessions.
+    pub draining: tokio::sync::watch::Sender<bool>,
+    /// Worker runtimes still accepting or draining; `serve` closes the pools at zero.
+    pub workers: tokio::sync::watch::Sender<usize>,
+    /// Set when `serve` has closed the pools: the workers' runtimes may end.
+    pub closed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -218,6 +225,9 @@ impl Proxy {
             averages: admin::Averages::default(),
             reloader: RwLock::new(None),
             stop: tokio::sync::watch::Sender::new(None),
+            draining: tokio::sync::watch::Sender::new(false),
+            workers: tokio::sync::watch::Sender::new(0),
+            closed: tokio::sync::watch::Sender::new(false),
         });
         let gauges = stats::gauges::Gauges(Arc::downgrade(&shared));
         shared
@@ -306,91 +316,4 @@ impl Proxy {
     pub fn client_count(&self) -> usize {
         self.shared.clients.load(Ordering::Relaxed)
     }
-
-    /// Serves clients from `listener` until `shutdown` completes, then stops accepting and
-    /// waits up to `shutdown_timeout` for sessions to end.
-    pub async fn serve(
-        &self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()>,
-    ) -> std::io::Result<()> {
-        let mut tasks = tokio::task::JoinSet::new();
-        let maintenance = tokio::spawn(pools::maintain(self.shared.clone()));
-        let period = self.shared.config.load().proxy.stats_period;
-        let averages = tokio::spawn(admin::averages::sample(
-            Arc::downgrade(&self.shared),
-            period,
-        ));
-        let mut stop = self.shared.stop.subscribe();
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                // The admin console's SHUTDOWN.
-                Ok(()) = stop.changed() => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, peer)) => {
-                        stream::keepalive(&tcp, &self.shared.server_ctx.load().tcp);
-                        tasks.spawn(client::handle_client(tcp, peer, self.shared.clone()));
-                    }
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    }
-                },
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            }
-        }
-        drop(listener);
-        self.shared.shutting_down.store(true, Ordering::Relaxed);
-        let grace = match *self.shared.stop.borrow() {
-            Some(admin::ShutdownMode::Immediate) => std::time::Duration::ZERO,
-            _ => self.shared.config.load().proxy.shutdown_timeout,
-        };
-        let drained =
-            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
-        if drained.is_err() {
-            tracing::warn!(
-                remaining = tasks.len(),
-                "shutdown_timeout reached; closing sessions"
-            );
-            tasks.shutdown().await;
-        }
-        maintenance.abort();
-        averages.abort();
-        for entry in self.shared.pools.all() {
-            for conn in entry.pool.close() {
-                conn.close().await;
-            }
-        }
-        if let Some(spans) = self.shared.spans.clone() {
-            let _ = tokio::task::spawn_blocking(move || spans.flush()).await;
-        }
-        Ok(())
-    }
-}
-
-/// Binds the client listener. SO_REUSEADDR so a restart does not wait out TIME_WAIT.
-pub async fn bind(addr: &str) -> Result<TcpListener, SetupError> {
-    let listen_err = |source| SetupError::Listen {
-        addr: addr.to_owned(),
-        source,
-    };
-    let sock_addr: std::net::SocketAddr = addr
-        .parse()
-        .map_err(|e| listen_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
-    let socket = if sock_addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()
-    } else {
-        tokio::net::TcpSocket::new_v6()
-    }
-    .map_err(listen_err)?;
-    socket.set_reuseaddr(true).map_err(listen_err)?;
-    // A second dbwarden may bind the same port, so a rolling restart drops no connection.
-    socket.set_reuseport(true).map_err(listen_err)?;
-    socket.bind(sock_addr).map_err(listen_err)?;
-    // Thousands of clients may connect at once (an application fleet restarting); the kernel
-    // caps the backlog at net.core.somaxconn.
-    socket.listen(4096).map_err(listen_err)
 }

@@ -37,6 +37,22 @@ impl Stream {
         }
     }
 
+    /// Registers the socket with the calling task's runtime in place of the one it was
+    /// registered with: tokio does not promise wake-ups for a socket driven from another
+    /// current-thread runtime (`proxy.workers` above 1 runs several). A duplicate of the
+    /// descriptor is registered and the old one dropped, so this works under TLS too.
+    pub fn rehome(&mut self) -> io::Result<()> {
+        let tcp = match self {
+            Stream::Plain(s) => s,
+            Stream::ClientTls(s) => s.get_mut().0,
+            Stream::ServerTls(s) => s.get_mut().0,
+            Stream::Detached => return Ok(()),
+        };
+        let dup: std::net::TcpStream = socket2::SockRef::from(&*tcp).try_clone()?.into();
+        *tcp = TcpStream::from_std(dup)?;
+        Ok(())
+    }
+
     pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
             Stream::Plain(s) => Some(s),

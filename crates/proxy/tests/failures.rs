@@ -17,9 +17,6 @@ mod reload;
 mod restart;
 #[path = "failures/stall.rs"]
 mod stall;
-
-use std::time::{Duration, Instant};
-
 use common::*;
 use dbwarden_testkit::PgCluster;
 use tokio_postgres::Client;
@@ -50,22 +47,6 @@ async fn app_backends(monitor: &Client) -> Vec<(i32, String)> {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect()
-}
-
-/// Polls `check` every 50 ms until it holds; panics after `within`.
-async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The SQLSTATE and message of a server (or proxy) error; `None` for a closed connection.

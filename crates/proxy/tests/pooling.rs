@@ -41,22 +41,6 @@ async fn backend_pid(c: &Client) -> i32 {
         .get(0)
 }
 
-/// Polls `check` every 50 ms for up to 5 s.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("not within 5 s: {what}");
-}
-
 async fn pid_gone(monitor: &Client, pid: i32) -> bool {
     let n: i64 = monitor
         .query_one(
@@ -205,7 +189,12 @@ async fn a_client_gone_mid_transaction_commits_nothing_and_its_connection_is_clo
         } else {
             task.abort();
         }
-        eventually("the server connection is closed", || pid_gone(&mon, pid)).await;
+        eventually(
+            "the server connection is closed",
+            Duration::from_secs(5),
+            || pid_gone(&mon, pid),
+        )
+        .await;
 
         let next = client(&proxy).await;
         assert_ne!(backend_pid(&next).await, pid, "not reused");
@@ -236,12 +225,21 @@ async fn a_client_gone_during_a_long_query_leaves_nothing_running() {
             .get(0);
         n
     };
-    eventually("the query is running", || async { running().await == 1 }).await;
+    eventually("the query is running", Duration::from_secs(5), || async {
+        running().await == 1
+    })
+    .await;
     let started = Instant::now();
     task.abort();
     sleeper.abort();
-    eventually("the query stopped", || async { running().await == 0 }).await;
-    eventually("its connection closed", || pid_gone(&mon, pid)).await;
+    eventually("the query stopped", Duration::from_secs(5), || async {
+        running().await == 0
+    })
+    .await;
+    eventually("its connection closed", Duration::from_secs(5), || {
+        pid_gone(&mon, pid)
+    })
+    .await;
     assert!(started.elapsed() < Duration::from_secs(5));
     // The pool slot came back.
     let a = client(&proxy).await;

@@ -18,21 +18,6 @@ async fn client(proxy: &TestProxy) -> Client {
     connect(&proxy.conn_str(USER, PASSWORD, DB)).await.unwrap()
 }
 
-/// Polls `check` every 50 ms for up to 10 s.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("not within 10 s: {what}");
-}
-
 /// How many of the proxy's server connections run a query containing `marker`.
 async fn running(monitor: &Client, marker: &str) -> i64 {
     monitor
@@ -60,7 +45,7 @@ async fn a_cancel_stops_only_the_clients_own_query() {
     let token = a.cancel_token();
     let a_run = tokio::spawn(async move { a.batch_execute("SELECT pg_sleep(10) /* a */").await });
     let b_run = tokio::spawn(async move { b.batch_execute("SELECT pg_sleep(10) /* b */").await });
-    eventually("both queries running", || async {
+    eventually("both queries running", Duration::from_secs(10), || async {
         running(&mon, "/* a */").await == 1 && running(&mon, "/* b */").await == 1
     })
     .await;
@@ -92,7 +77,7 @@ async fn a_stale_cancel_key_does_nothing_to_the_next_client() {
         let pid = value(&b, "SELECT pg_backend_pid() FROM pg_sleep(1.5) /* b */").await;
         (b, pid)
     });
-    eventually("B's query running", || async {
+    eventually("B's query running", Duration::from_secs(10), || async {
         running(&mon, "/* b */").await == 1
     })
     .await;
@@ -130,7 +115,7 @@ async fn a_client_killed_mid_transaction_is_rolled_back_and_its_connection_not_r
             let _ = a.batch_execute(last).await;
         });
         if step == "busy" {
-            eventually("A's query running", || async {
+            eventually("A's query running", Duration::from_secs(10), || async {
                 running(&mon, "/* busy */").await == 1
             })
             .await;
@@ -150,7 +135,7 @@ async fn a_client_killed_mid_transaction_is_rolled_back_and_its_connection_not_r
             "{step}"
         );
         assert_ne!(value(&b, "SELECT pg_backend_pid()").await, a_pid, "{step}");
-        eventually("A's backend gone, nothing left running", || async {
+        eventually("A's backend gone, nothing left running", Duration::from_secs(10), || async {
             let left: i64 = mon
                 .query_one(
                     "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 OR (query LIKE '%/* busy */%' AND pid <> pg_backend_pid())",

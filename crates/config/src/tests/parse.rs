@@ -34,7 +34,7 @@ fn missing_fields_take_the_documented_defaults() {
     assert_eq!(config.tracing.otlp_endpoint, None);
     assert_eq!(config.tracing.service_name, "dbwarden");
     assert_eq!(config.tracing.sampling_ratio, 0.0);
-    assert_eq!(config.proxy.workers, 0);
+    assert_eq!(config.proxy.workers, 1);
     assert_eq!(config.pool.mode, PoolMode::Transaction);
     assert_eq!(config.pool.size, 20);
     assert_eq!(config.pool.min_idle, 0);

@@ -5,7 +5,7 @@ pub(crate) mod handshake;
 mod params;
 mod session;
 
-pub use session::{close_busy, finish_session, handle_client, link, unlink, watch};
+pub use session::{close_busy, finish_session, handle_client, killed, link, unlink, watch};
 
 #[cfg(test)]
 mod tests;

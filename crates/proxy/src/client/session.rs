@@ -34,50 +34,69 @@ use crate::Shared;
 /// How long a reset query may take before the connection is closed instead.
 const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub async fn handle_client(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+/// Not an `async fn`, and the set-up is done before the future is made: what only the
+/// set-up needs (the accepted socket, the peer's address) would otherwise stay in the
+/// client's task, next to what the session holds, for as long as the client is connected.
+pub fn handle_client(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+) -> impl std::future::Future<Output = ()> + Send {
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
     // ERROR level: the span exists whenever any line is logged, so even at `log.level =
     // "warn"` a line about the client carries its fields. One span per connection, not per query.
     let span = tracing::error_span!("client", client.id = id, client.addr = %peer);
+    let slot = ClientSlot::take(&shared);
+    tune(&tcp);
+    let me = shared
+        .stats
+        .clients
+        .insert(id, ClientInfo::new(id, peer, tcp.local_addr().ok()));
+    if let Some(info) = shared.stats.clients.get(id) {
+        crate::trace::log::attach(&span, info);
+    }
+    let config = shared.config.load_full();
+    let mut client = Conn::new(Stream::Plain(tcp), config.proxy.max_message_size);
     async move {
-        let _slot = ClientSlot::take(&shared);
-        tune(&tcp);
-        let me = shared
-            .stats
-            .clients
-            .insert(id, ClientInfo::new(id, peer, tcp.local_addr().ok()));
-        if let Some(info) = shared.stats.clients.get(id) {
-            crate::trace::log::attach(&tracing::Span::current(), info);
-        }
-        let config = shared.config.load_full();
-        let mut client = Conn::new(Stream::Plain(tcp), config.proxy.max_message_size);
-        // KILL / KILL_CLIENT from the admin console end the session wherever it is; dropping
-        // it drops its server connection, which PostgreSQL sees close.
+        let _slot = &slot; // held until the client is gone
+                           // KILL / KILL_CLIENT from the admin console end the session wherever it is; dropping
+                           // it drops its server connection, which PostgreSQL sees close. (In transaction mode
+                           // the session notices first and ends itself, see `txn::run`.)
         let ended = tokio::select! {
             // The session first, and no random branch order: this runs on every wake-up.
             biased;
             ended = session(&mut client, &shared, &config, &me) => ended,
-            () = me.killed() => Err(SessionError::refused(
-                SqlState::ADMIN_SHUTDOWN,
-                "dbwarden: connection closed from the admin console (KILL)",
-            )),
+            () = me.killed() => Err(killed()),
         };
         if let Err(e) = ended {
-            match e.for_client() {
-                Some((code, message)) => {
-                    if let Some(login) = me.login() {
-                        login.pool.error(code.code());
-                    }
-                    tracing::info!(error = %e, code = %code, "client session ended with an error");
-                    encode::error_response(&mut client.wbuf, Severity::Fatal, code, &message);
-                    let _ = client.flush().await;
-                }
-                None => tracing::debug!(error = %e, "client went away"),
-            }
+            // Boxed: rare, and its state would otherwise be laid out beside the session's.
+            Box::pin(report(&mut client, e, &me)).await;
         }
     }
     .instrument(span)
-    .await
+}
+
+/// Tells the client why its session ended, when it should hear it.
+async fn report(client: &mut Conn, e: SessionError, me: &ClientInfo) {
+    match e.for_client() {
+        Some((code, message)) => {
+            if let Some(login) = me.login() {
+                login.pool.error(code.code());
+            }
+            tracing::info!(error = %e, code = %code, "client session ended with an error");
+            encode::error_response(&mut client.wbuf, Severity::Fatal, code, &message);
+            let _ = client.flush().await;
+        }
+        None => tracing::debug!(error = %e, "client went away"),
+    }
+}
+
+/// What a client closed from the admin console (KILL, KILL_CLIENT) is told.
+pub fn killed() -> SessionError {
+    SessionError::refused(
+        SqlState::ADMIN_SHUTDOWN,
+        "dbwarden: connection closed from the admin console (KILL)",
+    )
 }
 
 /// Counts live clients for `max_client_conn`.
@@ -99,56 +118,74 @@ impl Drop for ClientSlot {
 async fn session(
     client: &mut Conn,
     shared: &Arc<Shared>,
-    config: &Config,
+    config: &Arc<Config>,
     me: &ClientInfo,
 ) -> Result<(), SessionError> {
     let login_timeout = config.proxy.client_login_timeout;
     // Boxed: the login's state (handshake, SCRAM, checkout) is the largest this task ever
     // holds, and a boxed future is freed when the login ends instead of sizing every
     // client's task for the rest of its session.
-    let login = tokio::time::timeout(login_timeout, Box::pin(login(client, shared, config, me)))
-        .await
-        .map_err(|_| {
-            shared.stats.metrics.timeout(TimeoutKind::ClientLogin);
-            SessionError::refused(
-                SqlState::PROTOCOL_VIOLATION,
-                format!(
-                    "dbwarden: client_login_timeout: login not completed within {login_timeout:?}"
-                ),
-            )
-        })??;
-    let LoggedIn {
-        info,
-        mode,
-        pool,
-        lease,
-        gucs,
-        cancel_key,
-    } = match login {
+    let login = Box::pin(tokio::time::timeout(
+        login_timeout,
+        login(client, shared, config, me),
+    ))
+    .await
+    .map_err(|_| {
+        shared.stats.metrics.timeout(TimeoutKind::ClientLogin);
+        SessionError::refused(
+            SqlState::PROTOCOL_VIOLATION,
+            format!("dbwarden: client_login_timeout: login not completed within {login_timeout:?}"),
+        )
+    })??;
+    let logged_in = match login {
         None => return Ok(()), // a cancel request
         Some(Opened::Console(role, _cancel_key)) => {
-            return crate::admin::run(client, shared, role).await;
+            // Boxed, like the session mode below: neither should size a transaction-mode
+            // client's task.
+            return Box::pin(crate::admin::run(client, shared, role)).await;
         }
-        Some(Opened::Pool(logged_in)) => *logged_in,
+        Some(Opened::Pool(logged_in)) => logged_in,
     };
+    let (info, mode) = (&logged_in.info, logged_in.mode);
     tracing::debug!(db = %info.database, user = %info.user, ?mode, "session started");
-    // What login needed and the session does not: the startup packet, the buffers that
-    // carried the handshake.
-    drop(info);
+    // What login needed and the session does not: the buffers that carried the handshake
+    // (the startup packet goes with `logged_in`).
     client.shrink();
 
     if mode == PoolMode::Transaction {
-        // The login's connection goes back at once; each transaction checks one out.
-        lease.release();
-        let tx = TxnClient {
-            gucs,
-            refuse_pins: config.pool.session_features == SessionFeatures::Refuse,
-            ..TxnClient::default()
-        };
-        return crate::txn::run(client, tx, pool, shared, config, &cancel_key, me).await;
+        let idle = transaction_client(client, logged_in, shared, config, me);
+        return crate::txn::run(client, idle).await;
     }
+    Box::pin(session_mode(client, shared, config, me, logged_in)).await
+}
 
-    session_mode(client, shared, config, me, &pool, lease, &cancel_key).await
+/// A transaction-mode client's state between transactions. Not `async`: what the login
+/// left behind is taken apart here rather than kept in the session's own future.
+fn transaction_client(
+    client: &mut Conn,
+    logged_in: Box<LoggedIn>,
+    shared: &Arc<Shared>,
+    config: &Arc<Config>,
+    me: &ClientInfo,
+) -> Box<crate::txn::Client> {
+    let LoggedIn {
+        pool,
+        mut lease,
+        gucs,
+        cancel_key,
+        ..
+    } = *logged_in;
+    // The login's connection goes back at once; each transaction checks one out. Unlinked
+    // first: SHOW SERVERS would otherwise show it active for this client until another
+    // client's checkout took it.
+    unlink(me, &mut lease);
+    lease.release();
+    let tx = TxnClient {
+        gucs,
+        refuse_pins: config.pool.session_features == SessionFeatures::Refuse,
+        ..TxnClient::default()
+    };
+    crate::txn::client(client, tx, pool, shared, config, cancel_key, me)
 }
 
 /// Session pooling: the login's server connection serves the client until it leaves. Its
@@ -158,10 +195,20 @@ async fn session_mode(
     shared: &Arc<Shared>,
     config: &Config,
     me: &ClientInfo,
-    pool: &PoolHandle,
-    mut lease: Lease<ServerConn>,
-    cancel_key: &CancelKey,
+    logged_in: Box<LoggedIn>,
 ) -> Result<(), SessionError> {
+    let LoggedIn {
+        info,
+        pool,
+        mut lease,
+        cancel_key,
+        ..
+    } = {
+        let unboxed = logged_in; // freed at the end of this block, not of the session
+        *unboxed
+    };
+    drop(info); // the startup packet
+    let (pool, cancel_key) = (&pool, &cancel_key);
     cancel_key.attach(Some(lease.conn().cancel.clone()));
     link(me, &mut lease);
     let ctx = shared.server_ctx.load_full();

@@ -168,7 +168,21 @@ async fn checkout(
     // back by a client, so judging it by the time the wait began is as good.
     let (mut left, mut now) = (wait, started);
     loop {
-        match entry.pool.checkout(left).await {
+        let granted = match entry.pool.checkout(left).await {
+            // Another worker may have opened it: its socket moves to this runtime.
+            Ok(Grant::Ready(mut lease)) => match lease.conn_mut().keep_to_this_runtime() {
+                Ok(()) => Ok(Grant::Ready(lease)),
+                Err(e) => {
+                    tracing::info!(server.pid = lease.conn().pid(), error = %e, "moving a server connection to this worker failed; closing it");
+                    drop(lease);
+                    now = Instant::now();
+                    left = give_up.saturating_duration_since(now);
+                    continue;
+                }
+            },
+            other => other,
+        };
+        match granted {
             Ok(Grant::Ready(mut lease)) => match inspect(&lease, entry, &ctx.reuse, now) {
                 Verdict::Ready => {
                     entry.stats.assigned(started.elapsed());

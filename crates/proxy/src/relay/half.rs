@@ -1,11 +1,10 @@
 //! One direction's bytes: a lent buffer (see `buffers`), where the next frame starts, and
 //! what the hooks decided about the stream so far.
 
-use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use dbwarden_wire::frontend::tag as fe;
@@ -65,6 +64,14 @@ impl Half {
         self.counted = Some((pool, up));
     }
 
+    /// A half for the other direction of the same session: same size limit, counted into
+    /// the same pool.
+    pub fn opposite(&self) -> Half {
+        let mut h = Half::new(self.scanner.max_len());
+        h.counted = self.counted.as_ref().map(|(pool, up)| (pool.clone(), !up));
+        h
+    }
+
     /// Bytes read before relaying began (a client that pipelined past its login).
     pub fn seed(&mut self, bytes: &[u8]) {
         self.insert_at(self.end, bytes);
@@ -78,14 +85,6 @@ impl Half {
     /// Whether a buffer is lent to this half now.
     pub fn has_buffer(&self) -> bool {
         !self.buf.is_empty()
-    }
-
-    /// Drops whatever is held and starts at a frame boundary again, without a buffer.
-    pub fn clear(&mut self) {
-        (self.start, self.scanned, self.end) = (0, 0, 0);
-        self.release();
-        self.scanner = Scanner::new(self.scanner.max_len());
-        (self.unflushed, self.hold, self.eof, self.cut) = (false, Halt::Running, false, false);
     }
 
     /// Gives the buffer back when it holds nothing: the half keeps its place in the stream
@@ -106,29 +105,32 @@ impl Half {
 
     /// Reads once from `src` (for a client with no server connection). 0 means EOF. While
     /// nothing has arrived the half holds no buffer: this is where idle clients wait.
+    pub fn poll_fill(&mut self, cx: &mut Context<'_>, src: &mut Stream) -> Poll<io::Result<usize>> {
+        if !self.has_buffer() {
+            std::task::ready!(src.poll_read_ready(cx))?;
+            self.acquire();
+        }
+        self.make_room();
+        let mut rb = ReadBuf::new(&mut self.buf[self.end..]);
+        match Pin::new(&mut *src).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                self.end += n;
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                // The read registered the waker; the buffer is not needed until it fires.
+                self.release();
+                Poll::Pending
+            }
+        }
+    }
+
+    /// [`Half::poll_fill`] as a future.
+    #[cfg(test)]
     pub async fn fill(&mut self, src: &mut Stream) -> io::Result<usize> {
-        poll_fn(|cx| {
-            if !self.has_buffer() {
-                std::task::ready!(src.poll_read_ready(cx))?;
-                self.acquire();
-            }
-            self.make_room();
-            let mut rb = ReadBuf::new(&mut self.buf[self.end..]);
-            match Pin::new(&mut *src).poll_read(cx, &mut rb) {
-                Poll::Ready(Ok(())) => {
-                    let n = rb.filled().len();
-                    self.end += n;
-                    Poll::Ready(Ok(n))
-                }
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                Poll::Pending => {
-                    // The read registered the waker; the buffer is not needed until it fires.
-                    self.release();
-                    Poll::Pending
-                }
-            }
-        })
-        .await
+        std::future::poll_fn(|cx| self.poll_fill(cx, src)).await
     }
 
     /// The next unscanned bytes are a Terminate message.

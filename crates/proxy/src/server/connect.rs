@@ -373,6 +373,7 @@ async fn login(
                     status,
                     gucs: Default::default(),
                     statements: Default::default(),
+                    runtime: tokio::runtime::Handle::try_current().ok().map(|h| h.id()),
                     info: None,
                 });
             }

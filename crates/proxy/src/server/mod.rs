@@ -40,6 +40,8 @@ pub struct ServerConn {
     pub statements: ServerStatements,
     /// Its entry in SHOW SERVERS, once a pool owns it.
     pub info: Option<crate::stats::Registered<crate::stats::ServerInfo>>,
+    /// The runtime its socket is registered with (see [`ServerConn::keep_to_this_runtime`]).
+    pub runtime: Option<tokio::runtime::Id>,
 }
 
 impl ServerConn {
@@ -58,8 +60,23 @@ impl ServerConn {
         }
     }
 
+    /// Moves the socket to the calling task's runtime when another one registered it: the
+    /// pool is shared by every worker runtime, and a socket left on the runtime that opened
+    /// it may miss wake-ups (tokio-rs/tokio#7337). A few syscalls, and only on a change.
+    pub fn keep_to_this_runtime(&mut self) -> std::io::Result<()> {
+        let here = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
+        if here != self.runtime {
+            self.conn.stream.rehome()?;
+            self.runtime = here;
+        }
+        Ok(())
+    }
+
     /// Says goodbye (Terminate) so the server logs a clean disconnect, then closes.
     pub async fn close(mut self) {
+        if self.keep_to_this_runtime().is_err() {
+            return;
+        }
         encode::terminate(&mut self.conn.wbuf);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), self.conn.flush()).await;
     }
@@ -74,6 +91,7 @@ impl ServerConn {
     /// trip that touches nothing) must come back without an error within `limit` and leave
     /// the connection idle. On `Err` the connection's state is unknown: close it.
     pub async fn check(&mut self, sql: &str, limit: Duration) -> Result<(), CheckFailed> {
+        self.keep_to_this_runtime().map_err(ServerError::Io)?;
         // SHOW SERVERS and the gauges show it as `tested` meanwhile.
         let before = self.info.as_ref().map(|i| i.state());
         self.set_info_state(Some(crate::stats::ServerState::Tested));

@@ -100,14 +100,20 @@ pub struct ClientLogin {
     pub pool: Arc<PoolStats>,
 }
 
+enum Login {
+    Pool(ClientLogin),
+    Console(ConsoleLogin),
+}
+
 pub struct ClientInfo {
     pub id: u64,
     pub addr: SocketAddr,
     pub local: Option<SocketAddr>,
     pub connected_at: SystemTime,
     pub tls: AtomicBool,
-    login: OnceLock<ClientLogin>,
-    console: OnceLock<ConsoleLogin>,
+    /// One cell for either kind of login: a client makes one of them, and every client
+    /// would otherwise carry room for both.
+    login: OnceLock<Login>,
     /// KILL / KILL_CLIENT from the admin console: the client's task ends its session.
     kill: KillSwitch,
     state: AtomicU8,
@@ -132,7 +138,6 @@ impl ClientInfo {
             connected_at: now,
             tls: AtomicBool::new(false),
             login: OnceLock::new(),
-            console: OnceLock::new(),
             kill: KillSwitch::default(),
             state: AtomicU8::new(ClientState::Login as u8),
             since_us: AtomicU64::new(unix_us(now)),
@@ -144,22 +149,28 @@ impl ClientInfo {
     }
 
     pub fn logged_in(&self, login: ClientLogin) {
-        let _ = self.login.set(login);
+        let _ = self.login.set(Login::Pool(login));
         self.set_state(ClientState::Idle);
     }
 
     pub fn login(&self) -> Option<&ClientLogin> {
-        self.login.get()
+        match self.login.get()? {
+            Login::Pool(login) => Some(login),
+            Login::Console(_) => None,
+        }
     }
 
     pub fn console_login(&self, login: ConsoleLogin) {
-        let _ = self.console.set(login);
+        let _ = self.login.set(Login::Console(login));
         self.set_state(ClientState::Idle);
     }
 
     /// The admin console login, for a client of the console.
     pub fn console(&self) -> Option<&ConsoleLogin> {
-        self.console.get()
+        match self.login.get()? {
+            Login::Console(login) => Some(login),
+            Login::Pool(_) => None,
+        }
     }
 
     /// Asks the client's task to close the session (it need not be waiting yet: the request
@@ -169,6 +180,12 @@ impl ClientInfo {
         if let Some(waker) = self.kill.waker.lock().take() {
             waker.wake();
         }
+    }
+
+    /// Whether [`ClientInfo::kill`] was called (a task that is woken by [`ClientInfo::killed`]
+    /// anyway may look without a future of its own).
+    pub fn is_killed(&self) -> bool {
+        self.kill.flag.load(Ordering::Acquire)
     }
 
     /// Completes once [`ClientInfo::kill`] was called.

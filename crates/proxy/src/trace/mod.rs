@@ -33,11 +33,17 @@ pub struct Watch {
     /// (Kept until then so that lines logged just after the transaction, such as a pin,
     /// still carry it.)
     stale: bool,
-    /// The slow-query log or spans are on: count bytes, note errors, keep text.
-    active: bool,
     slow: Option<Duration>,
     keep_text: bool,
     spans: Option<Arc<Spans>>,
+    /// Only when the slow-query log or spans are on (then bytes are counted, errors noted,
+    /// text kept): without them every client would carry two empty ones for nothing.
+    accs: Option<Box<Accs>>,
+}
+
+/// The current query's and transaction's figures.
+#[derive(Default)]
+struct Accs {
     query: Acc,
     txn: Acc,
 }
@@ -58,15 +64,14 @@ struct Acc {
 impl Watch {
     pub fn new(client: Arc<ClientInfo>, log: &LogConfig, spans: Option<Arc<Spans>>) -> Watch {
         let slow = (!log.slow_query_threshold.is_zero()).then_some(log.slow_query_threshold);
+        let active = slow.is_some() || spans.is_some();
         Watch {
             client,
             stale: false,
-            active: slow.is_some() || spans.is_some(),
             slow,
             keep_text: log.log_query_text,
             spans,
-            query: Acc::default(),
-            txn: Acc::default(),
+            accs: active.then(Box::default),
         }
     }
 
@@ -79,8 +84,8 @@ impl Watch {
             self.stale = false;
             self.client.set_trace_id(None);
         }
-        if self.active {
-            self.txn.bytes_in += frame_len(frame);
+        if let Some(a) = &mut self.accs {
+            a.txn.bytes_in += frame_len(frame);
         }
         if tag != fe::QUERY && tag != fe::PARSE {
             return;
@@ -89,15 +94,17 @@ impl Watch {
             if let Some(p) = parent::find(frame) {
                 *trace_id = Some(p.trace_id);
                 self.client.set_trace_id(Some(p.trace_id));
-                self.txn.parent = Some(p);
+                if let Some(a) = &mut self.accs {
+                    a.txn.parent = Some(p);
+                }
             }
         }
-        if self.keep_text && self.active {
-            if self.query.text.is_empty() {
-                self.query.text = statement_text(tag, frame);
+        if let Some(a) = self.accs.as_mut().filter(|_| self.keep_text) {
+            if a.query.text.is_empty() {
+                a.query.text = statement_text(tag, frame);
             }
-            if self.txn.text.is_empty() {
-                self.txn.text = self.query.text.clone();
+            if a.txn.text.is_empty() {
+                a.txn.text = a.query.text.clone();
             }
         }
     }
@@ -105,26 +112,26 @@ impl Watch {
     /// A message from the server (or the start of a long one).
     #[inline]
     pub fn server_frame(&mut self, frame: &[u8]) {
-        if self.active {
-            self.txn.bytes_out += frame_len(frame);
+        if let Some(a) = &mut self.accs {
+            a.txn.bytes_out += frame_len(frame);
         }
     }
 
     /// An ErrorResponse with this SQLSTATE went to the client.
     pub fn error(&mut self, code: &str) {
-        if let Ok(c) = <[u8; 5]>::try_from(code.as_bytes()) {
-            self.query.code.get_or_insert(c);
-            self.txn.code.get_or_insert(c);
+        if let (Some(a), Ok(c)) = (&mut self.accs, <[u8; 5]>::try_from(code.as_bytes())) {
+            a.query.code.get_or_insert(c);
+            a.txn.code.get_or_insert(c);
         }
     }
 
     /// A query ended after `took`.
     pub fn query_done(&mut self, took: Duration, trace_id: Option<u128>, pool: &PoolStats) {
-        self.txn.queries += 1;
-        if !self.active {
+        let Some(a) = &mut self.accs else {
             return;
-        }
-        let q = std::mem::take(&mut self.query);
+        };
+        a.txn.queries += 1;
+        let q = std::mem::take(&mut a.query);
         if self.slow.is_some_and(|t| took >= t) {
             slow::log(
                 "query",
@@ -141,10 +148,10 @@ impl Watch {
 
     /// A transaction ended after `took` (first query to the ReadyForQuery that said idle).
     pub fn transaction_done(&mut self, took: Duration, trace_id: Option<u128>, pool: &PoolStats) {
-        let t = std::mem::take(&mut self.txn);
-        if !self.active {
+        let Some(a) = &mut self.accs else {
             return;
-        }
+        };
+        let t = std::mem::take(&mut a.txn);
         let mut trace_id = trace_id;
         if let Some(spans) = &self.spans {
             let wait = self.client.take_checkout_wait();

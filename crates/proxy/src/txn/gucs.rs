@@ -7,6 +7,7 @@
 //! list such as search_path survives the round trip) and `RESET`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// GUC names are case-insensitive; everything here is keyed by the lower-case name.
 pub fn key(name: &str) -> String {
@@ -19,22 +20,103 @@ const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
 #[derive(Clone, Debug, Default)]
 pub struct ClientGucs {
     /// From the startup packet: what RESET returns to.
-    pub startup: BTreeMap<String, String>,
+    pub startup: Settings,
     /// What this client's session has now.
-    pub wanted: BTreeMap<String, String>,
+    pub wanted: Settings,
 }
 
 impl ClientGucs {
     pub fn from_startup(params: &[(String, String)]) -> ClientGucs {
-        let startup: BTreeMap<_, _> = params
+        let mut startup: Vec<(String, &str)> = params
             .iter()
             .filter(|(k, _)| !NOT_SETTINGS.contains(&k.as_str()))
-            .map(|(k, v)| (key(k), v.clone()))
+            .map(|(k, v)| (key(k), v.as_str()))
             .collect();
+        startup.sort_by(|a, b| a.0.cmp(&b.0));
+        // A repeated name keeps its last value, as a map's insert would.
+        startup.reverse();
+        startup.dedup_by(|later, earlier| later.0 == earlier.0);
+        startup.reverse();
+        let startup = Settings::packed(startup.iter().map(|(k, v)| (k.as_str(), *v)));
+        // Shared until the session changes a setting.
         ClientGucs {
             wanted: startup.clone(),
             startup,
         }
+    }
+}
+
+/// A client's few settings, name to value, sorted by name, packed into one shared string
+/// (`name\0value\0` per entry). Every idle client holds two of these for its whole session,
+/// and a map costs half a kilobyte empty; they are read on every checkout and changed only
+/// when a session statement changes a setting, so a change may rebuild the string.
+/// PostgreSQL's names and values are C strings: neither can hold a NUL.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settings(Option<Arc<str>>);
+
+impl Settings {
+    fn packed<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -> Settings {
+        let mut s = String::new();
+        for (k, v) in entries {
+            s.push_str(k);
+            s.push('\0');
+            s.push_str(v);
+            s.push('\0');
+        }
+        Settings((!s.is_empty()).then(|| Arc::from(s)))
+    }
+
+    /// In name order.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter(self.0.as_deref().unwrap_or_default())
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.iter().map(|(k, _)| k)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    pub fn insert(&mut self, name: &str, value: &str) {
+        if self.get(name) == Some(value) {
+            return;
+        }
+        let others = self.iter().filter(|(k, _)| *k != name);
+        let mut all: Vec<(&str, &str)> = others.chain([(name, value)]).collect();
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        *self = Settings::packed(all.into_iter());
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        if self.contains_key(name) {
+            *self = Settings::packed(self.iter().filter(|(k, _)| *k != name));
+        }
+    }
+}
+
+/// The entries of [`Settings`]: read on every checkout, so a plain byte search rather than
+/// a `char` splitter.
+pub struct Iter<'a>(&'a str);
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<(&'a str, &'a str)> {
+        // Names and values are a few bytes long: a plain loop beats a vectorised search's
+        // set-up.
+        let nul = |s: &str| s.bytes().position(|b| b == 0);
+        let rest = self.0;
+        let name_end = nul(rest)?;
+        let after = &rest[name_end + 1..];
+        let value_end = nul(after)?;
+        self.0 = &after[value_end + 1..];
+        Some((&rest[..name_end], &after[..value_end]))
     }
 }
 
@@ -82,10 +164,12 @@ pub fn sync_sql<'r>(
             .or_else(|| reported(name));
         current != Some(value) && valid_name(name)
     };
-    let stale = server
-        .changed
-        .keys()
-        .any(|n| !client.wanted.contains_key(n));
+    // Both are in name order: one pass over each finds a name the client no longer has.
+    let mut wanted = client.wanted.keys().peekable();
+    let stale = server.changed.keys().any(|n| {
+        while wanted.next_if(|k| *k < n.as_str()).is_some() {}
+        wanted.next_if_eq(&n.as_str()).is_none()
+    });
     if !stale && !client.wanted.iter().any(|(n, v)| differs(n, v)) {
         return None;
     }
@@ -96,9 +180,9 @@ pub fn sync_sql<'r>(
         }
     }
     let mut sets = Vec::new();
-    for (name, value) in &client.wanted {
+    for (name, value) in client.wanted.iter() {
         if differs(name, value) {
-            sets.push((name.clone(), value.clone()));
+            sets.push((name.to_owned(), value.to_owned()));
         }
     }
     if resets.is_empty() && sets.is_empty() {
@@ -185,6 +269,42 @@ mod tests {
             "RESET timezone;SELECT pg_catalog.set_config('search_path', 'a, \"B\"''s', false);"
         );
         assert_eq!(server.changed.len(), 1);
+    }
+
+    #[test]
+    fn settings_stay_sorted_through_changes_and_the_startup_ones_stay_put() {
+        let mut gucs = ClientGucs::from_startup(&params(&[
+            ("TimeZone", "UTC"),
+            ("application_name", "a"),
+            ("application_name", "b"),
+            ("database", "d"),
+        ]));
+        assert_eq!(
+            gucs.wanted.iter().collect::<Vec<_>>(),
+            [("application_name", "b"), ("timezone", "UTC")],
+            "the last of a repeated name counts; not-settings are left out"
+        );
+        gucs.wanted.insert("search_path", "");
+        gucs.wanted.insert("datestyle", "ISO, MDY");
+        gucs.wanted.remove("timezone");
+        assert_eq!(
+            gucs.wanted.iter().collect::<Vec<_>>(),
+            [
+                ("application_name", "b"),
+                ("datestyle", "ISO, MDY"),
+                ("search_path", "")
+            ]
+        );
+        assert_eq!(gucs.wanted.get("search_path"), Some(""));
+        assert!(!gucs.wanted.contains_key("timezone"));
+        assert_eq!(gucs.startup.get("timezone"), Some("UTC"));
+
+        // A name the server connection has and the client no longer wants is reset.
+        let mut server = ServerGucs::default();
+        server.changed.insert("timezone".into(), "UTC".into());
+        let sql = sync_sql(&gucs, &mut server, |_| None).unwrap();
+        assert!(sql.starts_with("RESET timezone;SELECT "), "{sql}");
+        assert!(sync_sql(&gucs, &mut server, |_| None).is_none());
     }
 
     #[test]

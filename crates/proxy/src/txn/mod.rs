@@ -4,10 +4,14 @@
 //! `tracker`); session-only features pin the client to its connection.
 
 pub mod gucs;
+mod slot;
 pub mod statements;
 mod tracker;
 
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::BytesMut;
 use dbwarden_config::Config;
@@ -16,6 +20,7 @@ use dbwarden_wire::encode::{self, Severity};
 use dbwarden_wire::frontend::tag as fe;
 use dbwarden_wire::SqlState;
 use tokio::io::AsyncWriteExt;
+use tokio::time::Sleep;
 
 use crate::cancel::CancelKey;
 use crate::conn::Conn;
@@ -32,169 +37,300 @@ pub use tracker::TxnClient;
 use tracker::{Followup, TxnHooks};
 
 /// Runs a logged-in client in transaction mode until it leaves.
-pub async fn run(
-    client: &mut Conn,
-    mut tx: TxnClient,
-    mut pool: PoolHandle,
+///
+/// Between transactions the client's task waits in [`wait_idle`] and holds only
+/// [`Client`], boxed; everything a transaction needs (the checkout, the relay and its hooks,
+/// settings read back) lives in a future borrowed from a per-thread free list for the
+/// length of one transaction (see `slot`). Ten thousand idle clients then cost what
+/// waiting costs, not ten thousand copies of the largest state a transaction reaches.
+pub async fn run(conn: &mut Conn, mut c: Box<Client>) -> Result<(), SessionError> {
+    let ended = loop {
+        // Idle: no server connection until the client sends something.
+        if c.up.is_empty() {
+            match wait_idle(&mut c).await {
+                Ok(true) => {}
+                Ok(false) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        }
+        let mut lent = slot::start(transaction(c));
+        let (back, step) = poll_fn(|cx| lent.poll(cx)).await;
+        slot::give(lent);
+        c = back;
+        match step {
+            Ok(Step::Next) => {}
+            Ok(Step::End) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    conn.stream = std::mem::replace(&mut c.stream, Stream::Detached);
+    ended
+}
+
+/// A logged-in client's state for [`run`]. The socket moves into the box so that a
+/// transaction's future can own everything it touches (which is what lets its memory go to
+/// other clients between transactions); [`run`] puts it back before it returns, so the
+/// caller can still send the client a last error.
+pub fn client(
+    conn: &mut Conn,
+    tx: TxnClient,
+    pool: PoolHandle,
     shared: &Arc<Shared>,
-    config: &Config,
-    cancel_key: &CancelKey,
+    config: &Arc<Config>,
+    cancel_key: CancelKey,
     me: &ClientInfo,
-) -> Result<(), SessionError> {
+) -> Box<Client> {
     // Kept across transactions: moved into each transaction's hooks and taken back.
     let watch = crate::client::watch(shared, config, me);
-    let mut meter = Some(Meter::new(pool.entry().stats.clone()).watched(watch));
+    let meter = Some(Meter::new(pool.entry().stats.clone()).watched(watch));
     me.set_state(ClientState::Idle);
-    let max_message = config.proxy.max_message_size;
-    let max_prepared = config.pool.max_prepared_statements as usize;
-    let mut up = Half::new(max_message);
-    up.seed(&client.rbuf.split());
-    let mut down = Half::new(max_message);
+    let mut up = Half::new(config.proxy.max_message_size);
+    up.seed(&conn.rbuf.split());
     up.count_into(pool.entry().stats.clone(), true);
-    down.count_into(pool.entry().stats.clone(), false);
-    let limits = Limits::from_config(&config.pool);
-    loop {
-        // Idle: no server connection until the client sends something.
-        if up.is_empty() {
-            if me.state() != ClientState::Idle {
-                me.set_state(ClientState::Idle); // after a transaction whose connection was closed
-            }
-            let filled = match limits.client_idle {
-                None => up.fill(&mut client.stream).await,
-                Some(limit) => tokio::time::timeout(limit, up.fill(&mut client.stream))
-                    .await
-                    .map_err(|_| idle_timeout(limit))?,
-            };
-            match filled {
-                Ok(0) => return Ok(()),
-                Ok(_) => {}
-                Err(e) => return Err(SessionError::ClientIo(e)),
-            }
-        }
-        if up.starts_with_terminate() {
-            return Ok(());
-        }
-        if refuse_past_deadline(&mut up, &mut client.stream).await? {
-            continue;
-        }
-        let ctx = shared.server_ctx.load_full();
-        me.set_state(ClientState::Waiting);
-        shared
-            .wait_while_paused(&pool.entry().key.database, config.pool.query_wait_timeout)
-            .await?;
-        let mut lease = pool
-            .checkout(shared, &ctx, config.pool.query_wait_timeout)
-            .await?;
-        crate::client::link(me, &mut lease);
-        let server = lease.conn_mut();
-        let sync = server.sync_sql(&tx.gucs);
-        // After the sync the connection has the client's value of this (it is reported).
-        let standard_strings = tx
-            .gucs
-            .wanted
-            .get("standard_conforming_strings")
-            .map(String::as_str)
-            .or_else(|| {
-                server
-                    .params
-                    .iter()
-                    .find(|(k, _)| k == "standard_conforming_strings")
-                    .map(|(_, v)| v.as_str())
-            })
-            != Some("off");
-        let txn_hooks = TxnHooks::new(
-            &mut tx,
-            &mut server.statements,
-            &shared.statements,
-            max_prepared,
-            server.status,
-            standard_strings,
-        );
-        let mut hooks = Timed::new(txn_hooks, limits, false);
-        hooks.meter = meter.take();
-        if let Some(sql) = sync {
-            // Sent ahead of the client's messages in the same write: no extra round trip.
-            let mut q = BytesMut::new();
-            encode::query(&mut q, &sql);
-            up.insert_front(&q);
-            hooks.inner.expect_internal();
-        }
-        cancel_key.attach(Some(server.cancel.clone()));
-        let ended = relay_timed(
-            &mut client.stream,
-            &mut server.conn.stream,
-            &server.cancel,
-            &mut up,
-            &mut down,
-            &mut hooks,
-            &ctx,
-        )
-        .await;
-        cancel_key.attach(None);
-        meter = hooks.meter.take();
-        let (status, outstanding) = (hooks.inner.status, hooks.inner.outstanding());
-        let followup = std::mem::take(&mut hooks.inner.followup);
-        drop(hooks);
-        server.status = status;
-        for (k, v) in &followup.reported {
-            server.set_param(k, v);
-        }
-        pool.entry().stats.prepared(followup.prepared);
-        if let Some(reason) = followup.newly_pinned {
-            pool.entry().stats.metrics().pinned(reason);
-            tracing::info!(
-                reason,
-                "client pinned to its server connection for the rest of the session"
-            );
-        }
-        down.clear();
-        let end = match ended {
-            Ended::Relay(end) => end,
-            Ended::Close(code, message) => {
-                crate::client::close_busy(lease, u32::from(outstanding), shared);
-                return Err(SessionError::refused(code, message));
-            }
-        };
-        match end {
-            // `Deadline` is handled inside `relay_timed`; it never gets here.
-            RelayEnd::Done | RelayEnd::Deadline => {
-                if followup.internal_failed {
-                    continue; // dropping the lease closes a connection in an unknown state
-                }
-                match settle(lease.conn_mut(), &mut tx, &followup).await {
-                    Ok(()) => {
-                        crate::client::unlink(me, &mut lease);
-                        lease.release()
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reading settings back failed; closing the server connection")
-                    }
-                }
-            }
-            RelayEnd::ClientTerminate | RelayEnd::ClientEof | RelayEnd::ClientIo(_) => {
-                if tx.pinned.is_some() || outstanding || status != TxStatus::Idle {
-                    crate::client::finish_session(lease, u32::from(outstanding), shared, config)
-                        .await;
-                } else {
-                    let _ = settle(lease.conn_mut(), &mut tx, &followup).await;
-                    crate::client::unlink(me, &mut lease);
-                    lease.release();
-                }
-                return Ok(());
-            }
-            RelayEnd::ClientGoneMidMessage => {
-                crate::client::close_busy(lease, 1, shared);
-                return Ok(());
-            }
-            RelayEnd::ClientProtocol(e) => {
-                crate::client::close_busy(lease, u32::from(outstanding), shared);
-                return Err(SessionError::ClientProtocol(e));
-            }
-            RelayEnd::ServerEof => return Ok(()),
-            RelayEnd::ServerIo(e) => return Err(ServerError::Io(e).into()),
-            RelayEnd::ServerProtocol(e) => return Err(ServerError::Protocol(e).into()),
+    let me = shared
+        .stats
+        .clients
+        .get(me.id)
+        .unwrap_or_else(|| Arc::new(ClientInfo::new(me.id, me.addr, me.local)));
+    Box::new(Client {
+        me,
+        stream: std::mem::replace(&mut conn.stream, Stream::Detached),
+        tx,
+        pool,
+        up,
+        meter,
+        idle_timer: None,
+        shared: shared.clone(),
+        config: config.clone(),
+        cancel_key,
+    })
+}
+
+/// What a transaction-mode client keeps between transactions.
+pub(crate) struct Client {
+    me: Arc<ClientInfo>,
+    stream: Stream,
+    tx: TxnClient,
+    pool: PoolHandle,
+    up: Half,
+    meter: Option<Meter>,
+    /// `client_idle_timeout`'s timer, made the first time it is needed and reset after.
+    idle_timer: Option<Pin<Box<Sleep>>>,
+    shared: Arc<Shared>,
+    config: Arc<Config>,
+    cancel_key: CancelKey,
+}
+
+/// How a transaction ended, for the idle loop.
+pub(crate) enum Step {
+    /// Wait for the client's next message (or go on with what it pipelined).
+    Next,
+    /// The client left.
+    End,
+}
+
+/// Waits until the client sends something: `false` when it closed instead. No buffer, no
+/// server connection: a read-readiness registration and, with `client_idle_timeout`, a
+/// timer. A KILL from the admin console ends the wait here, so that the socket is back
+/// with the caller to carry the FATAL.
+async fn wait_idle(c: &mut Client) -> Result<bool, SessionError> {
+    if c.me.state() != ClientState::Idle {
+        c.me.set_state(ClientState::Idle); // after a transaction whose connection was closed
+    }
+    let limit = Limits::from_config(&c.config.pool).client_idle;
+    if let Some(limit) = limit {
+        let at = tokio::time::Instant::now() + limit;
+        match &mut c.idle_timer {
+            Some(timer) => timer.as_mut().reset(at),
+            None => c.idle_timer = Some(Box::pin(tokio::time::sleep_until(at))),
         }
     }
+    let Client {
+        me,
+        stream,
+        up,
+        idle_timer,
+        ..
+    } = c;
+    poll_fn(|cx| {
+        if me.is_killed() {
+            return Poll::Ready(Err(crate::client::killed()));
+        }
+        match up.poll_fill(cx, stream) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Ok(false)),
+            Poll::Ready(Ok(_)) => return Poll::Ready(Ok(true)),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(SessionError::ClientIo(e))),
+            Poll::Pending => {}
+        }
+        if let (Some(timer), Some(limit)) = (idle_timer.as_mut(), limit) {
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(idle_timeout(limit)));
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// One transaction, from the client's first message to the connection going back; owns
+/// the client's state while it runs and hands it back with the outcome.
+async fn transaction(mut c: Box<Client>) -> (Box<Client>, Result<Step, SessionError>) {
+    let me = c.me.clone();
+    let step = {
+        let body = std::pin::pin!(one(&mut c));
+        let mut body = body;
+        poll_fn(|cx| {
+            // A KILL ends the transaction where it is: the server connection is dropped
+            // (PostgreSQL sees it close) and the client gets its FATAL.
+            if me.is_killed() {
+                return Poll::Ready(Err(crate::client::killed()));
+            }
+            body.as_mut().poll(cx)
+        })
+        .await
+    };
+    (c, step)
+}
+
+async fn one(c: &mut Client) -> Result<Step, SessionError> {
+    let Client {
+        me,
+        stream,
+        tx,
+        pool,
+        up,
+        meter,
+        shared,
+        config,
+        cancel_key,
+        ..
+    } = c;
+    let (me, shared, config) = (&**me, &*shared, &**config);
+    let limits = Limits::from_config(&config.pool);
+    // Made per transaction: between transactions it would hold nothing but its place.
+    let down = &mut up.opposite();
+    let max_prepared = config.pool.max_prepared_statements as usize;
+    if up.starts_with_terminate() {
+        return Ok(Step::End);
+    }
+    if refuse_past_deadline(up, stream).await? {
+        return Ok(Step::Next);
+    }
+    let ctx = shared.server_ctx.load_full();
+    me.set_state(ClientState::Waiting);
+    shared
+        .wait_while_paused(&pool.entry().key.database, config.pool.query_wait_timeout)
+        .await?;
+    let mut lease = pool
+        .checkout(shared, &ctx, config.pool.query_wait_timeout)
+        .await?;
+    crate::client::link(me, &mut lease);
+    let server = lease.conn_mut();
+    let sync = server.sync_sql(&tx.gucs);
+    // After the sync the connection has the client's value of this (it is reported).
+    let standard_strings = tx
+        .gucs
+        .wanted
+        .get("standard_conforming_strings")
+        .or_else(|| {
+            server
+                .params
+                .iter()
+                .find(|(k, _)| k == "standard_conforming_strings")
+                .map(|(_, v)| v.as_str())
+        })
+        != Some("off");
+    let txn_hooks = TxnHooks::new(
+        tx,
+        &mut server.statements,
+        &shared.statements,
+        max_prepared,
+        server.status,
+        standard_strings,
+    );
+    let mut hooks = Timed::new(txn_hooks, limits, false);
+    hooks.meter = meter.take();
+    if let Some(sql) = sync {
+        // Sent ahead of the client's messages in the same write: no extra round trip.
+        let mut q = BytesMut::new();
+        encode::query(&mut q, &sql);
+        up.insert_front(&q);
+        hooks.inner.expect_internal();
+    }
+    cancel_key.attach(Some(server.cancel.clone()));
+    let ended = relay_timed(
+        stream,
+        &mut server.conn.stream,
+        &server.cancel,
+        up,
+        down,
+        &mut hooks,
+        &ctx,
+    )
+    .await;
+    cancel_key.attach(None);
+    *meter = hooks.meter.take();
+    let (status, outstanding) = (hooks.inner.status, hooks.inner.outstanding());
+    let followup = std::mem::take(&mut hooks.inner.followup);
+    drop(hooks);
+    server.status = status;
+    for (k, v) in &followup.reported {
+        server.set_param(k, v);
+    }
+    pool.entry().stats.prepared(followup.prepared);
+    if let Some(reason) = followup.newly_pinned {
+        pool.entry().stats.metrics().pinned(reason);
+        tracing::info!(
+            reason,
+            "client pinned to its server connection for the rest of the session"
+        );
+    }
+    let end = match ended {
+        Ended::Relay(end) => end,
+        Ended::Close(code, message) => {
+            crate::client::close_busy(lease, u32::from(outstanding), shared);
+            return Err(SessionError::refused(code, message));
+        }
+    };
+    match end {
+        // `Deadline` is handled inside `relay_timed`; it never gets here.
+        RelayEnd::Done | RelayEnd::Deadline => {
+            if followup.internal_failed {
+                return Ok(Step::Next); // dropping the lease closes a connection in an unknown state
+            }
+            match settle(lease.conn_mut(), tx, &followup).await {
+                Ok(()) => {
+                    crate::client::unlink(me, &mut lease);
+                    lease.release()
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading settings back failed; closing the server connection")
+                }
+            }
+        }
+        RelayEnd::ClientTerminate | RelayEnd::ClientEof | RelayEnd::ClientIo(_) => {
+            if tx.pinned.is_some() || outstanding || status != TxStatus::Idle {
+                crate::client::finish_session(lease, u32::from(outstanding), shared, config).await;
+            } else {
+                let _ = settle(lease.conn_mut(), tx, &followup).await;
+                crate::client::unlink(me, &mut lease);
+                lease.release();
+            }
+            return Ok(Step::End);
+        }
+        RelayEnd::ClientGoneMidMessage => {
+            crate::client::close_busy(lease, 1, shared);
+            return Ok(Step::End);
+        }
+        RelayEnd::ClientProtocol(e) => {
+            crate::client::close_busy(lease, u32::from(outstanding), shared);
+            return Err(SessionError::ClientProtocol(e));
+        }
+        RelayEnd::ServerEof => return Ok(Step::End),
+        RelayEnd::ServerIo(e) => return Err(ServerError::Io(e).into()),
+        RelayEnd::ServerProtocol(e) => return Err(ServerError::Protocol(e).into()),
+    }
+    Ok(Step::Next)
 }
 
 impl Progress for TxnHooks<'_> {
@@ -254,8 +390,8 @@ async fn settle(
     let mut names: Vec<String> = f.touched.iter().map(|n| gucs::key(n)).collect();
     if f.touched_all {
         names.extend(server.gucs.changed.keys().cloned());
-        names.extend(tx.gucs.startup.keys().cloned());
-        names.extend(tx.gucs.wanted.keys().cloned());
+        names.extend(tx.gucs.startup.keys().map(str::to_owned));
+        names.extend(tx.gucs.wanted.keys().map(str::to_owned));
     }
     names.retain(|n| gucs::valid_name(n));
     names.sort();
@@ -272,12 +408,11 @@ async fn settle(
                 server.gucs.changed.remove(&name);
             }
             Some(v) => {
-                let wanted = match tx.gucs.startup.get(&name) {
-                    Some(s) if was_reset => s.clone(),
-                    _ => v.clone(),
-                };
-                server.gucs.changed.insert(name.clone(), v);
-                tx.gucs.wanted.insert(name, wanted);
+                match tx.gucs.startup.get(&name) {
+                    Some(s) if was_reset => tx.gucs.wanted.insert(&name, s),
+                    _ => tx.gucs.wanted.insert(&name, &v),
+                }
+                server.gucs.changed.insert(name, v);
             }
         }
     }

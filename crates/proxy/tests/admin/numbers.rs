@@ -2,7 +2,10 @@
 //! server connections by state in SHOW POOLS, the test's own connections in SHOW CLIENTS.
 
 use super::console::{admin, find, num, show};
-use super::{cluster_with_db, connect, TestProxy, PASSWORD, USER};
+use super::{cluster_with_db, connect, eventually, TestProxy, PASSWORD, USER};
+
+/// Bound on waiting for what follows a client's answer; only reached when it never happens.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn show_stats_counts_each_query_made_through_the_proxy() {
@@ -67,7 +70,13 @@ async fn show_pools_and_clients_follow_the_sessions() {
     busy.simple_query("BEGIN").await.unwrap();
     let console = admin(&proxy).await;
 
-    // Transaction pooling: `busy` holds a server connection, `idle` holds none.
+    // Transaction pooling: `busy` holds a server connection, `idle` holds none. `idle`'s
+    // connection goes back just after its ReadyForQuery was forwarded, so wait for that.
+    let busy_only = || async {
+        let pools = show(&console, "SHOW POOLS").await;
+        find(&pools, "database", "pl").is_some_and(|p| num(p, "sv_active") == 1)
+    };
+    eventually("only busy's server connection active", PATIENCE, busy_only).await;
     let pools = show(&console, "SHOW POOLS").await;
     let pool = find(&pools, "database", "pl").expect("the pool");
     assert_eq!(pool["user"].as_deref(), Some(USER));
@@ -105,6 +114,16 @@ async fn show_pools_and_clients_follow_the_sessions() {
 
     // The transaction ends: its server connection goes back to the pool.
     busy.simple_query("COMMIT").await.unwrap();
+    let none_active = || async {
+        let pools = show(&console, "SHOW POOLS").await;
+        find(&pools, "database", "pl").is_some_and(|p| num(p, "sv_active") == 0)
+    };
+    eventually(
+        "busy's server connection back in the pool",
+        PATIENCE,
+        none_active,
+    )
+    .await;
     let pools = show(&console, "SHOW POOLS").await;
     let pool = find(&pools, "database", "pl").unwrap();
     assert_eq!(num(pool, "sv_active"), 0, "{pool:?}");
@@ -183,6 +202,36 @@ async fn show_prepared_counts_the_statement_cache() {
     assert_eq!(num(row, "server_parse_count"), 1, "{row:?}");
     assert!(num(row, "hits") >= 3, "each Bind found it: {row:?}");
     assert_eq!(num(row, "evictions"), 0, "{row:?}");
+    drop((c, console));
+    proxy.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_leaves_its_server_connection_idle_and_unlinked() {
+    let pg = cluster_with_db("lg").await;
+    let proxy = TestProxy::start(super::console::console_config(&pg, 2)).await;
+    // Transaction mode: the login borrows a server connection for its settings and gives it
+    // back at once, before the client sends anything.
+    let c = connect(&proxy.conn_str(USER, PASSWORD, "lg"))
+        .await
+        .unwrap();
+    let console = admin(&proxy).await;
+    let servers = show(&console, "SHOW SERVERS").await;
+    let ours: Vec<_> = servers
+        .iter()
+        .filter(|s| s["database"].as_deref() == Some("lg"))
+        .collect();
+    assert_eq!(
+        ours.len(),
+        1,
+        "the login's connection stays pooled: {servers:?}"
+    );
+    assert_eq!(ours[0]["state"].as_deref(), Some("idle"), "{servers:?}");
+    assert_eq!(ours[0]["link"].as_deref(), Some(""), "{servers:?}");
+    let pools = show(&console, "SHOW POOLS").await;
+    let pool = find(&pools, "database", "lg").expect("the pool");
+    assert_eq!(num(pool, "sv_active"), 0, "{pool:?}");
+    assert_eq!(num(pool, "sv_idle"), 1, "{pool:?}");
     drop((c, console));
     proxy.shutdown().await;
 }

@@ -157,3 +157,24 @@ pub async fn value(c: &tokio_postgres::Client, sql: &str) -> String {
         })
         .unwrap_or_else(|| panic!("no row from {sql}"))
 }
+
+/// Polls `check` every 50 ms until it holds; panics after `within`. For what the proxy does
+/// just after the client has its answer (a server connection goes back to its pool once
+/// ReadyForQuery has been forwarded, not before), so a test must wait for it, not race it.
+pub async fn eventually<F, Fut>(what: &str, within: std::time::Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {within:?}: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
