@@ -1,13 +1,15 @@
 //! The `dbwarden` binary as users run it: check-config, the proxy as a child process (flags,
 //! config file, SIGHUP, SIGTERM) and the demo.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use dbwarden_config::{Config, REDACTED};
-use dbwarden_testkit::{HbaAuth, PgCluster, PgOptions};
+use dbwarden_testkit::PgCluster;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -46,19 +48,7 @@ fn free_addr() -> SocketAddr {
 }
 
 async fn cluster() -> PgCluster {
-    tokio::task::spawn_blocking(|| {
-        let pg = PgCluster::start_with(PgOptions {
-            auth: HbaAuth::Scram,
-            users: vec![(USER.into(), PASSWORD.into())],
-            ..PgOptions::default()
-        })
-        .expect("start PostgreSQL");
-        pg.psql("postgres", &format!("CREATE DATABASE {DB} OWNER {USER}"))
-            .expect("create database");
-        pg
-    })
-    .await
-    .unwrap()
+    common::scram_cluster(USER, PASSWORD, DB).await
 }
 
 fn upstream_url(pg: &PgCluster) -> String {

@@ -2,11 +2,13 @@
 //! logs one line with the trace id, `/metrics` shows the trace id as exemplar, and the span
 //! reaches an OTLP receiver before the process exits on SIGTERM.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use dbwarden_testkit::{HbaAuth, OtlpReceiver, PgCluster, PgOptions};
+use dbwarden_testkit::{OtlpReceiver, PgCluster};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::time::timeout;
@@ -17,19 +19,7 @@ const PASSWORD: &str = "app-secret";
 const PATIENCE: Duration = Duration::from_secs(20);
 
 async fn cluster() -> PgCluster {
-    tokio::task::spawn_blocking(|| {
-        let pg = PgCluster::start_with(PgOptions {
-            auth: HbaAuth::Scram,
-            users: vec![(USER.into(), PASSWORD.into())],
-            ..PgOptions::default()
-        })
-        .expect("start PostgreSQL");
-        pg.psql("postgres", &format!("CREATE DATABASE logs OWNER {USER}"))
-            .expect("create database");
-        pg
-    })
-    .await
-    .unwrap()
+    common::scram_cluster(USER, PASSWORD, "logs").await
 }
 
 fn free_addr() -> SocketAddr {

@@ -2,12 +2,14 @@
 //! listening socket on the same port. Clients, a transaction, the admin console and SIGTERM
 //! must behave the same whichever runtime a client lands on.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use dbwarden_testkit::{HbaAuth, PgCluster, PgOptions};
+use dbwarden_testkit::PgCluster;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
@@ -23,15 +25,8 @@ const PATIENCE: Duration = Duration::from_secs(20);
 const CLIENTS: usize = 8;
 
 async fn cluster() -> PgCluster {
-    tokio::task::spawn_blocking(|| {
-        let pg = PgCluster::start_with(PgOptions {
-            auth: HbaAuth::Scram,
-            users: vec![(USER.into(), PASSWORD.into())],
-            ..PgOptions::default()
-        })
-        .expect("start PostgreSQL");
-        pg.psql("postgres", &format!("CREATE DATABASE {DB} OWNER {USER}"))
-            .expect("create database");
+    let pg = common::scram_cluster(USER, PASSWORD, DB).await;
+    tokio::task::spawn_blocking(move || {
         pg.psql(
             DB,
             &format!("CREATE TABLE t (a int); ALTER TABLE t OWNER TO {USER}"),
