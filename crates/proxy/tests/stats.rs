@@ -34,6 +34,32 @@ async fn transactions_queries_and_bytes_are_counted_per_pool() {
         c.simple_query("SELECT 3").await.unwrap();
 
         let stats = proxy.proxy.stats();
+        // Counters and states move just after ReadyForQuery is forwarded, so the client can
+        // be here first: wait for the round trip's bookkeeping, then check the exact figures.
+        eventually(
+            "the last query is counted and its server released",
+            std::time::Duration::from_secs(5),
+            || {
+                let pools = stats.pools();
+                let counted = pools
+                    .iter()
+                    .find(|p| p.key.database == "st")
+                    .is_some_and(|p| p.queries.load(Relaxed) >= 15 && p.xacts.load(Relaxed) >= 15);
+                let released = mode != PoolMode::Transaction
+                    || stats
+                        .servers
+                        .all()
+                        .iter()
+                        .all(|s| s.state() == ServerState::Idle)
+                        && stats
+                            .clients
+                            .all()
+                            .iter()
+                            .all(|c| c.state() == ClientState::Idle && c.server_pid() == 0);
+                std::future::ready(counted && released)
+            },
+        )
+        .await;
         let pools = stats.pools();
         let pool = pools
             .iter()
