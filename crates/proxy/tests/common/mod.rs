@@ -2,6 +2,8 @@
 //! proxy running in-process on a free port, stopped when the handle drops.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod programs;
+
 use std::net::SocketAddr;
 
 use dbwarden_config::Config;

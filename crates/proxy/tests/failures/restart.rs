@@ -125,3 +125,130 @@ async fn postgres_killed_and_restarted_under_load_serves_again_within_a_second()
     assert!(late.is_empty(), "still failing after recovery: {late:?}");
     proxy.shutdown().await;
 }
+
+/// One short pgbench run of the load loop below.
+#[derive(Debug)]
+struct BenchRun {
+    started: Instant,
+    ended: Instant,
+    /// Exit status 0 and no failed transaction.
+    ok: bool,
+    processed: u64,
+    stderr: String,
+}
+
+/// Runs one-second pgbench runs back to back until `stop`: pgbench 15 ends a client at its
+/// first error, so "pgbench keeps going" is a loop of runs, as a load generator or a
+/// service's retry loop would do, against one proxy that is never restarted.
+async fn pgbench_loop(
+    proxy: &TestProxy,
+    script: &std::path::Path,
+    stop: &AtomicBool,
+) -> Vec<BenchRun> {
+    let mut runs = Vec::new();
+    let script = script.to_str().unwrap();
+    while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        let args = ["-n", "-f", script, "-c", "4", "-j", "2", "-T", "1"];
+        let out = tokio::time::timeout(ATTEMPT_LIMIT, programs::pgbench(proxy, DB, &args))
+            .await
+            .unwrap_or_else(|_| panic!("pgbench hung for {ATTEMPT_LIMIT:?}: {runs:#?}"));
+        let stdout = programs::text(&out.stdout);
+        let report = stdout
+            .contains("number of failed transactions: ")
+            .then(|| programs::parse_pgbench(&stdout));
+        let processed = report.as_ref().map_or(0, |r| r.processed);
+        runs.push(BenchRun {
+            started,
+            ended: Instant::now(),
+            ok: out.status.success() && report.is_some_and(|r| r.failed == 0 && r.processed > 0),
+            processed,
+            stderr: programs::text(&out.stderr),
+        });
+    }
+    runs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_keeps_going_after_postgres_is_killed_and_restarted() {
+    let pg = Arc::new(cluster_with_db(DB).await);
+    let proxy = TestProxy::start(txn_config(&pg, 4)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("txn.sql");
+    std::fs::write(&script, "BEGIN;\nSELECT 1;\nSELECT now();\nEND;\n").unwrap();
+    let stop = AtomicBool::new(false);
+
+    let fault = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let stopping = Instant::now();
+        let p = pg.clone();
+        tokio::task::spawn_blocking(move || p.stop(StopMode::Immediate))
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let p = pg.clone();
+        tokio::task::spawn_blocking(move || p.start_again())
+            .await
+            .unwrap()
+            .unwrap();
+        let up = Instant::now();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        stop.store(true, Ordering::Relaxed);
+        (stopping, up)
+    };
+    let (runs, (stopping, up)) = tokio::join!(pgbench_loop(&proxy, &script, &stop), fault);
+
+    let before: Vec<_> = runs.iter().filter(|r| r.ended < stopping).collect();
+    assert!(
+        !before.is_empty(),
+        "no run finished before the kill: {runs:#?}"
+    );
+    assert!(
+        before.iter().all(|r| r.ok),
+        "errors before the kill: {before:#?}"
+    );
+    let failed: Vec<_> = runs.iter().filter(|r| !r.ok).collect();
+    assert!(
+        !failed.is_empty(),
+        "no run noticed PostgreSQL going away: {runs:#?}"
+    );
+    for r in &failed {
+        // The server's FATAL (57P01 on immediate shutdown, 57P03 while starting), the proxy's
+        // 08006 from its breaker or a failed connect, or the connection closed after a FATAL.
+        let clear = [
+            "ERROR",
+            "FATAL",
+            "server closed the connection",
+            "connection to server",
+        ]
+        .iter()
+        .any(|m| r.stderr.contains(m));
+        assert!(clear, "a failed run without a clear error: {r:#?}");
+    }
+    let recovered = runs
+        .iter()
+        .find(|r| r.started > up && r.ok)
+        .unwrap_or_else(|| panic!("pgbench never ran cleanly again: {runs:#?}"));
+    // A failed run can take its whole second before the next one starts, so this allows a
+    // run's length on top of the proxy's own recovery (under a second, shown above).
+    let recovery = recovered.started - up;
+    assert!(
+        recovery < Duration::from_secs(3),
+        "recovery took {recovery:?}: {runs:#?}"
+    );
+    let last = runs.last().unwrap();
+    assert!(
+        last.ok && last.processed > 0,
+        "the last run failed: {last:#?}"
+    );
+    eprintln!(
+        "{} pgbench runs, {} failed; a clean run started {recovery:?} after PostgreSQL was back",
+        runs.len(),
+        failed.len()
+    );
+    for r in failed.iter().step_by(failed.len().div_ceil(3)) {
+        eprintln!("  a failed run said: {}", r.stderr.trim());
+    }
+    proxy.shutdown().await;
+}
