@@ -14,7 +14,6 @@ use dbwarden_wire::encode::{self, Severity};
 use dbwarden_wire::frontend::{self, tag as fe};
 use dbwarden_wire::{ProtocolError, SqlState};
 use tokio::net::TcpStream;
-use tracing::Instrument;
 
 use super::handshake::{self, Opening, StartupInfo};
 use super::{auth, params};
@@ -43,21 +42,16 @@ pub fn handle_client(
     shared: Arc<Shared>,
 ) -> impl std::future::Future<Output = ()> + Send {
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
-    // ERROR level: the span exists whenever any line is logged, so even at `log.level =
-    // "warn"` a line about the client carries its fields. One span per connection, not per query.
-    let span = tracing::error_span!("client", client.id = id, client.addr = %peer);
     let slot = ClientSlot::take(&shared);
     tune(&tcp);
     let me = shared
         .stats
         .clients
         .insert(id, ClientInfo::new(id, peer, tcp.local_addr().ok()));
-    if let Some(info) = shared.stats.clients.get(id) {
-        crate::trace::log::attach(&span, info);
-    }
     let config = shared.config.load_full();
     let mut client = Conn::new(Stream::Plain(tcp), config.proxy.max_message_size);
-    async move {
+    let current = me.shared();
+    let session = async move {
         let _slot = &slot; // held until the client is gone
                            // KILL / KILL_CLIENT from the admin console end the session wherever it is; dropping
                            // it drops its server connection, which PostgreSQL sees close. (In transaction mode
@@ -72,8 +66,8 @@ pub fn handle_client(
             // Boxed: rare, and its state would otherwise be laid out beside the session's.
             Box::pin(report(&mut client, e, &me)).await;
         }
-    }
-    .instrument(span)
+    };
+    crate::trace::log::for_client(current, session)
 }
 
 /// Tells the client why its session ended, when it should hear it.

@@ -50,6 +50,7 @@ impl ServerConn {
     }
 
     pub fn set_param(&mut self, name: &str, value: &str) {
+        self.gucs.reported_changed();
         match self
             .params
             .iter_mut()

@@ -68,6 +68,13 @@ pub struct Registered<T> {
     registry: Arc<Registry<T>>,
 }
 
+impl<T> Registered<T> {
+    /// The entry itself, for holders that must not keep it listed.
+    pub fn shared(&self) -> Arc<T> {
+        self.item.clone()
+    }
+}
+
 impl<T> std::ops::Deref for Registered<T> {
     type Target = T;
     fn deref(&self) -> &T {

@@ -389,7 +389,7 @@ async fn settle(
 ) -> Result<(), ServerError> {
     let mut names: Vec<String> = f.touched.iter().map(|n| gucs::key(n)).collect();
     if f.touched_all {
-        names.extend(server.gucs.changed.keys().cloned());
+        names.extend(server.gucs.changed().keys().cloned());
         names.extend(tx.gucs.startup.keys().map(str::to_owned));
         names.extend(tx.gucs.wanted.keys().map(str::to_owned));
     }
@@ -405,14 +405,14 @@ async fn settle(
         match value {
             None => {
                 tx.gucs.wanted.remove(&name);
-                server.gucs.changed.remove(&name);
+                server.gucs.unset(&name);
             }
             Some(v) => {
                 match tx.gucs.startup.get(&name) {
                     Some(s) if was_reset => tx.gucs.wanted.insert(&name, s),
                     _ => tx.gucs.wanted.insert(&name, &v),
                 }
-                server.gucs.changed.insert(name, v);
+                server.gucs.set(name, v);
             }
         }
     }

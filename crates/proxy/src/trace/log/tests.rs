@@ -69,28 +69,30 @@ fn json_lines_carry_the_clients_live_fields() {
     let me = client(&stats);
     let lines = capture(true, || {
         tracing::info!(listen = "127.0.0.1:6432", "outside any client");
-        let span = tracing::info_span!("client", client.id = 7, client.addr = %me.addr);
-        attach(&span, me.clone());
-        let _in = span.enter();
-        tracing::info!(reason = "listen", "pinned");
-        me.set_server_pid(4242);
-        me.set_trace_id(Some(0xabc));
-        tracing::warn!(
-            server.pid = 4242,
-            n = 3u64,
-            ok = true,
-            took = 1.5,
-            "with a server"
-        );
-        me.set_server_pid(0);
-        me.set_trace_id(None);
-        tracing::info!("after the transaction");
+        let mut slot = Some(me.clone());
+        in_client(&mut slot, || {
+            tracing::info!(reason = "listen", "pinned");
+            me.set_server_pid(4242);
+            me.set_trace_id(Some(0xabc));
+            tracing::warn!(
+                server.pid = 4242,
+                n = 3u64,
+                ok = true,
+                took = 1.5,
+                "with a server"
+            );
+            me.set_server_pid(0);
+            me.set_trace_id(None);
+            tracing::info!("after the transaction");
+        });
+        assert!(slot.is_some(), "the client is given back");
+        tracing::info!("after the client");
     });
     let v: Vec<serde_json::Value> = lines
         .iter()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
         .collect();
-    assert_eq!(v.len(), 4, "{lines:#?}");
+    assert_eq!(v.len(), 5, "{lines:#?}");
     assert_eq!(v[0]["message"], "outside any client");
     assert_eq!(v[0]["level"], "INFO");
     assert!(v[0].get("client.id").is_none());
@@ -117,6 +119,7 @@ fn json_lines_carry_the_clients_live_fields() {
     assert!(v[3].get("server.pid").is_none());
     assert!(v[3].get("trace_id").is_none());
     assert!(v[3]["timestamp"].as_str().unwrap().ends_with('Z'));
+    assert!(v[4].get("client.id").is_none(), "{}", lines[4]);
 }
 
 #[test]
@@ -125,10 +128,9 @@ fn human_lines_use_the_same_names() {
     let me = client(&stats);
     me.set_server_pid(99);
     let lines = capture(false, || {
-        let span = tracing::info_span!("client", client.id = 7, client.addr = %me.addr);
-        attach(&span, me.clone());
-        let _in = span.enter();
-        tracing::info!(error = "two words", "session ended");
+        in_client(&mut Some(me.clone()), || {
+            tracing::info!(error = "two words", "session ended");
+        });
     });
     assert_eq!(lines.len(), 1);
     let l = &lines[0];
