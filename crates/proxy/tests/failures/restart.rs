@@ -50,6 +50,24 @@ async fn worker(conn_str: String, stop: Arc<AtomicBool>, log: Arc<Mutex<Vec<Outc
     }
 }
 
+/// Stops PostgreSQL with `-m immediate`, leaves it down for a second and starts it again.
+/// Returns when the stop began and when PostgreSQL accepted connections again.
+async fn kill_and_restart(pg: &Arc<PgCluster>) -> (Instant, Instant) {
+    let stopping = Instant::now();
+    let p = pg.clone();
+    tokio::task::spawn_blocking(move || p.stop(StopMode::Immediate))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let p = pg.clone();
+    tokio::task::spawn_blocking(move || p.start_again())
+        .await
+        .unwrap()
+        .unwrap();
+    (stopping, Instant::now())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_killed_and_restarted_under_load_serves_again_within_a_second() {
     let pg = Arc::new(cluster_with_db(DB).await);
@@ -67,19 +85,7 @@ async fn postgres_killed_and_restarted_under_load_serves_again_within_a_second()
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let stopping = Instant::now();
-    let p = pg.clone();
-    tokio::task::spawn_blocking(move || p.stop(StopMode::Immediate))
-        .await
-        .unwrap()
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let p = pg.clone();
-    tokio::task::spawn_blocking(move || p.start_again())
-        .await
-        .unwrap()
-        .unwrap();
-    let up = Instant::now(); // PostgreSQL accepts connections again
+    let (stopping, up) = kill_and_restart(&pg).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::Relaxed);
     for w in workers {
@@ -180,19 +186,7 @@ async fn pgbench_keeps_going_after_postgres_is_killed_and_restarted() {
 
     let fault = async {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let stopping = Instant::now();
-        let p = pg.clone();
-        tokio::task::spawn_blocking(move || p.stop(StopMode::Immediate))
-            .await
-            .unwrap()
-            .unwrap();
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let p = pg.clone();
-        tokio::task::spawn_blocking(move || p.start_again())
-            .await
-            .unwrap()
-            .unwrap();
-        let up = Instant::now();
+        let (stopping, up) = kill_and_restart(&pg).await;
         tokio::time::sleep(Duration::from_secs(4)).await;
         stop.store(true, Ordering::Relaxed);
         (stopping, up)
