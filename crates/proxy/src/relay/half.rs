@@ -142,19 +142,25 @@ impl Half {
     /// The first buffered frame when it is here whole and nothing was scanned yet (a client
     /// with no server connection): its tag and bytes, header included.
     pub fn first_frame(&self) -> Option<(u8, &[u8])> {
+        self.frame_at(0)
+    }
+
+    /// The buffered frame that starts `offset` bytes in, when it is here whole and nothing
+    /// was scanned yet (`offset` is the end of earlier frames, as `first_frame` gave them).
+    pub fn frame_at(&self, offset: usize) -> Option<(u8, &[u8])> {
         if self.start != 0 || self.scanned != 0 || !self.scanner.at_boundary() {
             return None;
         }
-        let head = self.buf.get(..5.min(self.end))?;
+        let head = self.buf.get(offset..(offset + 5).min(self.end))?;
         if head.len() < 5 {
             return None;
         }
         let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
         let total = 1 + len;
-        if len < 4 || total > self.end {
+        if len < 4 || offset + total > self.end {
             return None;
         }
-        Some((head[0], &self.buf[..total]))
+        Some((head[0], &self.buf[offset..offset + total]))
     }
 
     /// Removes the first `n` buffered bytes (a frame the proxy answered itself).

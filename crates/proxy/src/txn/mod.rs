@@ -4,6 +4,7 @@
 //! `tracker`); session-only features pin the client to its connection.
 
 pub mod gucs;
+mod local;
 mod slot;
 pub mod statements;
 mod tracker;
@@ -16,10 +17,8 @@ use std::task::Poll;
 use bytes::BytesMut;
 use dbwarden_config::Config;
 use dbwarden_wire::backend::TxStatus;
-use dbwarden_wire::encode::{self, Severity};
-use dbwarden_wire::frontend::tag as fe;
+use dbwarden_wire::encode;
 use dbwarden_wire::SqlState;
-use tokio::io::AsyncWriteExt;
 use tokio::time::Sleep;
 
 use crate::cancel::CancelKey;
@@ -213,7 +212,9 @@ async fn one(c: &mut Client) -> Result<Step, SessionError> {
     if up.starts_with_terminate() {
         return Ok(Step::End);
     }
-    if refuse_past_deadline(up, stream).await? {
+    if local::refuse_past_deadline(up, stream).await?
+        || local::close_statements(up, stream, tx).await?
+    {
         return Ok(Step::Next);
     }
     let ctx = shared.server_ctx.load_full();
@@ -348,35 +349,6 @@ fn idle_timeout(limit: std::time::Duration) -> SessionError {
         SqlState::from_code("57P05").unwrap_or(SqlState::QUERY_CANCELED),
         format!("terminating connection due to dbwarden client_idle_timeout ({limit:?})"),
     )
-}
-
-/// A client with no server connection whose next simple Query carries a deadline that has
-/// already passed gets its 57014 at once, and no server connection is taken for it.
-/// Returns whether the query was answered here.
-async fn refuse_past_deadline(up: &mut Half, client: &mut Stream) -> Result<bool, SessionError> {
-    let Some((fe::QUERY, frame)) = up.first_frame() else {
-        return Ok(false);
-    };
-    match crate::deadline::find_now(frame) {
-        Some(at) if at <= std::time::Instant::now() => {}
-        _ => return Ok(false),
-    }
-    let len = frame.len();
-    up.consume_front(len);
-    let mut answer = BytesMut::new();
-    encode::error_response(
-        &mut answer,
-        Severity::Error,
-        SqlState::QUERY_CANCELED,
-        "canceling statement due to the client's dbwarden_deadline (already past)",
-    );
-    encode::ready_for_query(&mut answer, TxStatus::Idle);
-    client
-        .write_all(&answer)
-        .await
-        .map_err(SessionError::ClientIo)?;
-    client.flush().await.map_err(SessionError::ClientIo)?;
-    Ok(true)
 }
 
 /// After a transaction that changed settings: read the effective values back from the

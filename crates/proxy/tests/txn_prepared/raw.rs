@@ -217,3 +217,63 @@ async fn sql_deallocate_removes_a_protocol_level_name() {
     drop((a, b));
     proxy.shutdown().await;
 }
+
+fn query(sql: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    cstr(&mut body, sql);
+    frame::tagged(b'Q', &body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_statements_between_transactions_needs_no_server_connection() {
+    let pg = cluster_with_db(DB).await;
+    let mut config = txn_config(&pg, 1);
+    config.auth.method = AuthMethod::Trust;
+    config.pool.query_wait_timeout = std::time::Duration::from_secs(30);
+    let proxy = TestProxy::start(config).await;
+    let (mut a, mut holder) = (login(&proxy).await, login(&proxy).await);
+    let m = round(
+        &mut a,
+        &[parse("q", "SELECT $1::int"), parse("r", "SELECT 2"), sync()],
+    )
+    .await;
+    assert_eq!(tags(&m), "11Z");
+
+    // The only server connection is held inside another client's transaction: a batch that
+    // needed it would wait for query_wait_timeout. Dropping statements does not.
+    assert_eq!(tags(&round(&mut holder, &[query("BEGIN")]).await), "CZ");
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        round(&mut a, &[close("q"), close("r"), sync()]),
+    )
+    .await
+    .expect("closing statements waited for a server connection");
+    assert_eq!(tags(&closed), "33Z");
+    assert_eq!(&closed.last().unwrap().body[..], b"I");
+    assert_eq!(tags(&round(&mut holder, &[query("COMMIT")]).await), "CZ");
+
+    // The names are gone for the client, with PostgreSQL's own error.
+    let m = round(&mut a, &[bind("q", &["1"]), execute(), sync()]).await;
+    assert_eq!(error_code(&m).as_deref(), Some("26000"), "{m:?}");
+    // A batch the proxy does not answer itself still reaches the server: a portal's Close,
+    // and a Close with other work before its Sync.
+    let mut portal = vec![b'P'];
+    cstr(&mut portal, "");
+    let m = round(&mut a, &[frame::tagged(b'C', &portal), sync()]).await;
+    assert_eq!(tags(&m), "3Z");
+    let m = round(
+        &mut a,
+        &[
+            parse("s", "SELECT $1::text"),
+            close("s"),
+            parse("s", "SELECT 'x' || $1::text"),
+            bind("s", &["y"]),
+            execute(),
+            sync(),
+        ],
+    )
+    .await;
+    assert_eq!(rows(&m), ["xy"]);
+    drop((a, holder));
+    proxy.shutdown().await;
+}
