@@ -115,33 +115,17 @@ async fn session(
     config: &Arc<Config>,
     me: &ClientInfo,
 ) -> Result<(), SessionError> {
-    let login_timeout = config.proxy.client_login_timeout;
+    // Nothing of the login is held in a named local: this future lives as long as the
+    // client, and each local in scope at the session's await would size every client's
+    // task for good (a future keeps the storage of every local still in scope).
     // Boxed: the login's state (handshake, SCRAM, checkout) is the largest this task ever
     // holds, and a boxed future is freed when the login ends instead of sizing every
     // client's task for the rest of its session.
-    let login = Box::pin(tokio::time::timeout(
-        login_timeout,
-        login(client, shared, config, me),
-    ))
-    .await
-    .map_err(|_| {
-        shared.stats.metrics.timeout(TimeoutKind::ClientLogin);
-        SessionError::refused(
-            SqlState::PROTOCOL_VIOLATION,
-            format!("dbwarden: client_login_timeout: login not completed within {login_timeout:?}"),
-        )
-    })??;
-    let logged_in = match login {
-        None => return Ok(()), // a cancel request
-        Some(Opened::Console(role, _cancel_key)) => {
-            // Boxed, like the session mode below: neither should size a transaction-mode
-            // client's task.
-            return Box::pin(crate::admin::run(client, shared, role)).await;
-        }
-        Some(Opened::Pool(logged_in)) => logged_in,
+    let Some(logged_in) = Box::pin(login_or_console(client, shared, config, me)).await? else {
+        return Ok(());
     };
-    let (info, mode) = (&logged_in.info, logged_in.mode);
-    tracing::debug!(db = %info.database, user = %info.user, ?mode, "session started");
+    let mode = logged_in.mode;
+    tracing::debug!(db = %logged_in.info.database, user = %logged_in.info.user, ?mode, "session started");
     // What login needed and the session does not: the buffers that carried the handshake
     // (the startup packet goes with `logged_in`).
     client.shrink();
@@ -151,6 +135,37 @@ async fn session(
         return crate::txn::run(client, idle).await;
     }
     Box::pin(session_mode(client, shared, config, me, logged_in)).await
+}
+
+/// The login, within `client_login_timeout`: the pool client's login, or `None` when there
+/// is no pool session to run (a cancel request, or an admin console session, run here).
+async fn login_or_console(
+    client: &mut Conn,
+    shared: &Arc<Shared>,
+    config: &Arc<Config>,
+    me: &ClientInfo,
+) -> Result<Option<Box<LoggedIn>>, SessionError> {
+    let login_timeout = config.proxy.client_login_timeout;
+    let opened =
+        tokio::time::timeout(login_timeout, login(client, shared, config, me))
+            .await
+            .map_err(|_| {
+                shared.stats.metrics.timeout(TimeoutKind::ClientLogin);
+                SessionError::refused(
+            SqlState::PROTOCOL_VIOLATION,
+            format!("dbwarden: client_login_timeout: login not completed within {login_timeout:?}"),
+        )
+            })??;
+    match opened {
+        None => Ok(None), // a cancel request
+        Some(Opened::Console(role, _cancel_key)) => {
+            // Boxed, like the session mode: neither should size a transaction-mode
+            // client's task.
+            Box::pin(crate::admin::run(client, shared, role)).await?;
+            Ok(None)
+        }
+        Some(Opened::Pool(logged_in)) => Ok(Some(logged_in)),
+    }
 }
 
 /// A transaction-mode client's state between transactions. Not `async`: what the login
@@ -403,7 +418,7 @@ async fn login(
         .wait_while_paused(&info.database, config.pool.query_wait_timeout)
         .await?;
     let mut lease = pool
-        .checkout(shared, &ctx, config.pool.query_wait_timeout)
+        .checkout(shared, &ctx, config.pool.query_wait_timeout, &info.user)
         .await?;
     link(me, &mut lease);
 

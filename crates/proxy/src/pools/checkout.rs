@@ -38,11 +38,11 @@ impl ReuseRules {
 
 /// A client's way to its pool. A reload that moves the client's database to another backend
 /// retires the pool; the handle then follows to the pool that replaced it, so the client's
-/// next transaction goes to the new backend without the client noticing.
+/// next transaction goes to the new backend without the client noticing. Only the pool is
+/// kept: the database's name is the pool's, and the caller says who the client logged in as
+/// (an idle client is the handle's main user, so it is kept small).
 pub struct PoolHandle {
     entry: Arc<PoolEntry>,
-    database: String,
-    client_user: String,
 }
 
 impl PoolHandle {
@@ -52,26 +52,24 @@ impl PoolHandle {
         let entry = shared
             .pools
             .pool_for(&shared.config, &shared.stats, database, client_user)?;
-        Some(PoolHandle {
-            entry,
-            database: database.to_owned(),
-            client_user: client_user.to_owned(),
-        })
+        Some(PoolHandle { entry })
     }
 
     /// A server connection from the client's current pool, waiting at most `wait`.
+    /// `client_user`: the user the client logged in as (the pool's own may be forced).
     pub async fn checkout(
         &mut self,
         shared: &Shared,
         ctx: &ServerCtx,
         wait: Duration,
+        client_user: &str,
     ) -> Result<Lease<ServerConn>, SessionError> {
-        self.follow(shared)?;
+        self.follow(shared, client_user)?;
         match checkout(&self.entry, ctx, wait).await {
             // Retired while this client waited in it: nothing was sent anywhere yet, so
             // trying the new pool is no retry of anything with effects.
             Err(_) if self.entry.is_retired() => {
-                self.follow(shared)?;
+                self.follow(shared, client_user)?;
                 checkout(&self.entry, ctx, wait).await
             }
             done => done,
@@ -83,27 +81,21 @@ impl PoolHandle {
         &self.entry
     }
 
-    fn follow(&mut self, shared: &Shared) -> Result<(), SessionError> {
+    fn follow(&mut self, shared: &Shared, client_user: &str) -> Result<(), SessionError> {
         if !self.entry.is_retired() {
             return Ok(());
         }
-        self.entry = shared
+        let database = &self.entry.key.database;
+        let next = shared
             .pools
-            .pool_for(
-                &shared.config,
-                &shared.stats,
-                &self.database,
-                &self.client_user,
-            )
+            .pool_for(&shared.config, &shared.stats, database, client_user)
             .ok_or_else(|| {
                 SessionError::refused(
                     SqlState::INVALID_CATALOG_NAME,
-                    format!(
-                        "database \"{}\" was removed from the configuration",
-                        self.database
-                    ),
+                    format!("database \"{database}\" was removed from the configuration"),
                 )
             })?;
+        self.entry = next;
         Ok(())
     }
 }

@@ -132,7 +132,10 @@ pub(crate) enum Step {
 /// server connection: a read-readiness registration and, with `client_idle_timeout`, a
 /// timer. A KILL from the admin console ends the wait here, so that the socket is back
 /// with the caller to carry the FATAL.
-async fn wait_idle(c: &mut Client) -> Result<bool, SessionError> {
+///
+/// Not `async`: the set-up runs here, and the future is only the poll function, which is
+/// what an idle client's task holds while it waits.
+fn wait_idle(c: &mut Client) -> impl Future<Output = Result<bool, SessionError>> + '_ {
     if c.me.state() != ClientState::Idle {
         c.me.set_state(ClientState::Idle); // after a transaction whose connection was closed
     }
@@ -151,7 +154,7 @@ async fn wait_idle(c: &mut Client) -> Result<bool, SessionError> {
         idle_timer,
         ..
     } = c;
-    poll_fn(|cx| {
+    poll_fn(move |cx| {
         if me.is_killed() {
             return Poll::Ready(Err(crate::client::killed()));
         }
@@ -168,7 +171,6 @@ async fn wait_idle(c: &mut Client) -> Result<bool, SessionError> {
         }
         Poll::Pending
     })
-    .await
 }
 
 /// One transaction, from the client's first message to the connection going back; owns
@@ -222,8 +224,16 @@ async fn one(c: &mut Client) -> Result<Step, SessionError> {
     shared
         .wait_while_paused(&pool.entry().key.database, config.pool.query_wait_timeout)
         .await?;
+    let fallback;
+    let user = match me.login() {
+        Some(login) => login.user.as_str(),
+        None => {
+            fallback = pool.entry().key.user.clone();
+            fallback.as_str()
+        }
+    };
     let mut lease = pool
-        .checkout(shared, &ctx, config.pool.query_wait_timeout)
+        .checkout(shared, &ctx, config.pool.query_wait_timeout, user)
         .await?;
     crate::client::link(me, &mut lease);
     let server = lease.conn_mut();

@@ -57,9 +57,6 @@ pub struct TxnClient {
     pub pinned: Option<&'static str>,
     /// Refuse session-only features instead of pinning.
     pub refuse_pins: bool,
-    /// The empty queue of the last transaction's hooks, kept so that the next one does not
-    /// allocate its own.
-    pub(crate) spare_queue: VecDeque<Expect>,
 }
 
 /// What a transaction did that the session must follow up on once it ends.
@@ -107,7 +104,7 @@ impl<'a> TxnHooks<'a> {
         standard_strings: bool,
     ) -> Self {
         TxnHooks {
-            queue: std::mem::take(&mut client.spare_queue),
+            queue: spare::take(),
             skipping: false,
             synthetic: 0,
             status,
@@ -469,9 +466,46 @@ fn complete(buf: &mut BytesMut, tag: u8) {
 
 impl Drop for TxnHooks<'_> {
     fn drop(&mut self) {
-        let mut queue = std::mem::take(&mut self.queue);
+        spare::give(std::mem::take(&mut self.queue));
+    }
+}
+
+/// Empty queues for the next transactions' hooks, per worker thread: a transaction does not
+/// allocate its own, and an idle client keeps none (a queue per client, kept between its
+/// transactions, cost every idle client its capacity).
+mod spare {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    use super::Expect;
+
+    /// Queues kept per thread: one per transaction running at once on it, about.
+    const KEEP: usize = 64;
+    /// A queue grown past this (a long pipeline) goes back to the allocator.
+    const MAX_CAPACITY: usize = 64;
+
+    thread_local! {
+        static FREE: RefCell<Vec<VecDeque<Expect>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(super) fn take() -> VecDeque<Expect> {
+        FREE.try_with(|free| free.borrow_mut().pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    pub(super) fn give(mut queue: VecDeque<Expect>) {
+        if queue.capacity() == 0 || queue.capacity() > MAX_CAPACITY {
+            return;
+        }
         queue.clear();
-        self.client.spare_queue = queue;
+        let _ = FREE.try_with(|free| {
+            let mut free = free.borrow_mut();
+            if free.len() < KEEP {
+                free.push(queue);
+            }
+        });
     }
 }
 
