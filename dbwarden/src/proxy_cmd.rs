@@ -191,7 +191,9 @@ async fn serve(
         start_worker(i + 1, proxy.worker(), std_listener)?;
     }
     if let Some(admin) = admin_listener {
-        tracing::info!(admin_listen = ?config.proxy.admin_listen, "HTTP admin listener: /metrics, /healthz, /readyz, /api/pools, /api/clients, / (dashboard)");
+        // The address bound, which says the port when the config asked for any (port 0).
+        let bound = admin.local_addr()?;
+        tracing::info!(admin_listen = %bound, "HTTP admin listener: /metrics, /healthz, /readyz, /api/pools, /api/clients, / (dashboard)");
         // It stays up while sessions drain after SIGTERM, so /readyz can say so; it ends
         // with the process.
         let p = proxy.clone();
@@ -242,7 +244,8 @@ async fn serve(
     let mut int = signal(SignalKind::interrupt())?;
     // Only now: whoever waits for this line (a supervisor, a test) may signal at once, and a
     // signal that arrived before its handler was registered would kill the process outright.
-    tracing::info!(listen = %config.proxy.listen, pools = config.databases.len(), mode = ?config.pool.mode, "dbwarden proxy listening");
+    let bound = listener.local_addr()?;
+    tracing::info!(listen = %bound, pools = config.databases.len(), mode = ?config.pool.mode, "dbwarden proxy listening");
     let graceful = async move {
         term.recv().await;
         tracing::info!("SIGTERM: stopping; running sessions may finish");

@@ -39,12 +39,13 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A port nobody listens on right now (the binary is told to listen there).
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+/// The address in a log line's `key=ADDR` field.
+fn logged_addr(line: &str, key: &str) -> SocketAddr {
+    let prefix = format!("{key}=");
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}=ADDR in {line:?}"))
 }
 
 async fn cluster() -> PgCluster {
@@ -81,9 +82,10 @@ struct ProxyProcess {
 }
 
 impl ProxyProcess {
-    /// Starts `dbwarden proxy ARGS --listen ADDR` and waits until it says it is listening.
+    /// Starts `dbwarden proxy ARGS` on any free port and waits until it says it is listening
+    /// (and where: the port the system gave it).
     async fn start(args: &[&str]) -> ProxyProcess {
-        ProxyProcess::start_on(args, free_addr()).await
+        ProxyProcess::start_on(args, "127.0.0.1:0".parse().unwrap()).await
     }
 
     /// The same on a given address.
@@ -112,7 +114,8 @@ impl ProxyProcess {
             lines,
             seen: Vec::new(),
         };
-        proxy.wait_log("dbwarden proxy listening").await;
+        let listening = proxy.wait_log("dbwarden proxy listening").await;
+        proxy.addr = logged_addr(&listening, "listen");
         proxy
     }
 
@@ -591,10 +594,15 @@ async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
 async fn admin_listen_serves_health_and_metrics() {
     let pg = cluster().await;
     let url = upstream_url(&pg);
-    let admin = free_addr();
-    // The HTTP listener is up before the proxy says it is listening.
-    let proxy =
-        ProxyProcess::start(&["--upstream", &url, "--admin-listen", &admin.to_string()]).await;
+    // The HTTP listener is up before the proxy says it is listening, and its line says
+    // which port it was given.
+    let proxy = ProxyProcess::start(&["--upstream", &url, "--admin-listen", "127.0.0.1:0"]).await;
+    let line = proxy
+        .seen
+        .iter()
+        .find(|l| l.contains("HTTP admin listener"))
+        .expect("the admin listener's log line");
+    let admin = logged_addr(line, "admin_listen");
     let c = connect(proxy.addr).await.unwrap();
     assert_eq!(query_int(&c, "SELECT 7").await, 7);
     assert_eq!(

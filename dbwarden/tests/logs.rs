@@ -22,11 +22,13 @@ async fn cluster() -> PgCluster {
     common::scram_cluster(USER, PASSWORD, "logs").await
 }
 
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+/// The address in a JSON log line's field `key` (where the proxy says what it bound).
+fn logged_addr(v: &serde_json::Value, key: &str) -> SocketAddr {
+    v.get(key)
+        .or_else(|| v.get("fields").and_then(|f| f.get(key)))
+        .and_then(|a| a.as_str())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} address in {v}"))
 }
 
 /// The body of `GET path` as Prometheus asks for it (OpenMetrics, which has exemplars).
@@ -54,8 +56,6 @@ async fn get_openmetrics(addr: SocketAddr, path: &str) -> String {
 async fn json_log_and_span_carry_the_clients_trace_id() {
     let pg = cluster().await;
     let otlp = OtlpReceiver::start().await.unwrap();
-    let addr = free_addr();
-    let admin = free_addr();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("dbwarden.toml");
     std::fs::write(
@@ -63,8 +63,8 @@ async fn json_log_and_span_carry_the_clients_trace_id() {
         format!(
             r#"
 [proxy]
-listen = "{addr}"
-admin_listen = "{admin}"
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
 shutdown_timeout = "2s"
 
 [log]
@@ -120,7 +120,9 @@ port = {port}
             _ => panic!("no log line with {needle:?}; logged:\n{}", seen.join("\n")),
         }
     };
-    next_json("dbwarden proxy listening").await;
+    // Any free ports: the lines say which (the admin listener's comes first).
+    let admin = logged_addr(&next_json("HTTP admin listener").await, "admin_listen");
+    let addr = logged_addr(&next_json("dbwarden proxy listening").await, "listen");
 
     let conn = format!(
         "host={} port={} user={USER} password={PASSWORD} dbname=logs",

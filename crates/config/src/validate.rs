@@ -81,7 +81,8 @@ impl Config {
         let listen = check_socket_addr("proxy.listen", &proxy.listen, problems);
         if let Some(admin) = &proxy.admin_listen {
             let admin_addr = check_socket_addr("proxy.admin_listen", admin, problems);
-            if listen.is_some() && listen == admin_addr {
+            // Port 0 asks for any free port: two of them never collide.
+            if listen.is_some_and(|a| a.port() != 0) && listen == admin_addr {
                 problems.push(format!(
                     "proxy.admin_listen: `{admin}` is the same address as proxy.listen"
                 ));

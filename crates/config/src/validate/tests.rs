@@ -53,6 +53,10 @@ fn admin_listen_must_differ_from_listen() {
         &config,
         &["proxy.admin_listen", "same address as proxy.listen"],
     );
+    // Port 0 is any free port, for each listener its own.
+    config.proxy.listen = "127.0.0.1:0".to_owned();
+    config.proxy.admin_listen = Some("127.0.0.1:0".to_owned());
+    assert_eq!(problems(&config), Vec::<String>::new());
 }
 
 #[test]
