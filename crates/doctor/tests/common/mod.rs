@@ -136,39 +136,60 @@ pub struct OwnRedis {
 
 impl OwnRedis {
     pub fn start(extra: &[&str]) -> OwnRedis {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(dir.path())
-            .args(extra)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        assert!(
-            wait_for_port(port, Duration::from_secs(10)),
-            "own redis-server did not start"
-        );
-        OwnRedis {
-            port,
-            child,
-            _dir: dir,
+        // redis-server cannot take port 0, so a free port is probed and may be taken by
+        // someone else before redis binds it: then redis exits, and another port is tried.
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let mut child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .arg("--dir")
+                .arg(dir.path())
+                .args(extra)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("redis-server is installed");
+            if ready(&mut child) {
+                return OwnRedis {
+                    port,
+                    child,
+                    _dir: dir,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
         }
+        panic!("own redis-server did not start on any of 5 ports");
     }
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
+}
+
+/// Whether a redis-server says it is ready (rather than exiting, its port taken). Its
+/// output is drained afterwards so that it never blocks on a full pipe.
+fn ready(child: &mut std::process::Child) -> bool {
+    use std::io::BufRead;
+    let out = child.stdout.take().expect("piped stdout");
+    let mut lines = std::io::BufReader::new(out).lines();
+    let ok = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("Ready to accept connections"));
+    if ok {
+        std::thread::spawn(move || lines.for_each(drop));
+    }
+    ok
 }
 
 impl Drop for OwnRedis {
