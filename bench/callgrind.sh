@@ -15,7 +15,8 @@
 # about ±4% with 4 clients, by under 0.1% with one).
 #
 # Env: TXNS (N, default 10000), CLIENTS (1), MODE (simple|extended|prepared),
-# POOL_SIZE (20), POOL_MODE (session), SCALE (1), KEEP_PROFILE (a file to copy
+# POOL_SIZE (20), POOL_MODE (session), SCALE (1), CONNECT (set: pgbench -C, a new
+# connection and SCRAM login per transaction), KEEP_PROFILE (a file to copy
 # the callgrind profile of the 2N pass to, for callgrind_annotate).
 # BASELINE=FILE compares with the number in FILE (lines starting with # are
 # comments) and exits 1 if the count is more than TOLERANCE percent (default
@@ -73,7 +74,7 @@ instructions() {
     local txns=$1 log=$WORK/$TARGET/pgbench.$1.log
     "${CONTROL[@]}" --zero "$PID" >/dev/null 2>&1 || die "callgrind_control --zero failed"
     pgbench -h 127.0.0.1 -p "${TARGET_PORT[$TARGET]}" -U "$BENCH_USER" -S -n \
-        -t $((txns / CLIENTS)) -c "$CLIENTS" -j 1 -M "$MODE" "$BENCH_DB" >"$log" 2>&1 ||
+        -t $((txns / CLIENTS)) -c "$CLIENTS" -j 1 -M "$MODE" ${CONNECT:+-C} "$BENCH_DB" >"$log" 2>&1 ||
         die "pgbench through $TARGET failed: $(tail -3 "$log")"
     "${CONTROL[@]}" --dump "$PID" >/dev/null 2>&1 || die "callgrind_control --dump failed"
     DUMPS=$((DUMPS + 1))

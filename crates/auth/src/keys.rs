@@ -30,6 +30,11 @@ pub(crate) fn b64(data: &[u8]) -> String {
     STANDARD.encode(data)
 }
 
+/// Appends the base64 of `data` to `out`.
+pub(crate) fn b64_append(data: &[u8], out: &mut String) {
+    STANDARD.encode_string(data, out);
+}
+
 pub(crate) fn b64_decode(text: &str) -> Option<Vec<u8>> {
     STANDARD.decode(text).ok()
 }

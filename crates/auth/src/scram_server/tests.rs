@@ -228,3 +228,12 @@ fn mock_verifier_is_stable_per_user_and_rejects_every_password() {
         ));
     }
 }
+
+#[test]
+fn iteration_counts_are_written_in_decimal() {
+    for n in [0, 7, 10, 4096, 600_000, u32::MAX] {
+        let mut out = String::from("i=");
+        super::push_decimal(&mut out, n);
+        assert_eq!(out, format!("i={n}"));
+    }
+}
