@@ -96,14 +96,9 @@ async fn send(client: &mut Stream, answer: &[u8]) -> Result<(), SessionError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use dbwarden_testkit::frame::tagged as frame;
 
-    fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
-        let mut f = vec![tag];
-        f.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
-        f.extend_from_slice(body);
-        f
-    }
+    use super::*;
 
     fn close(kind: u8, name: &str) -> Vec<u8> {
         let mut body = vec![kind];
