@@ -115,12 +115,11 @@ async fn session(
     config: &Arc<Config>,
     me: &ClientInfo,
 ) -> Result<(), SessionError> {
-    // Nothing of the login is held in a named local: this future lives as long as the
-    // client, and each local in scope at the session's await would size every client's
-    // task for good (a future keeps the storage of every local still in scope).
     // Boxed: the login's state (handshake, SCRAM, checkout) is the largest this task ever
     // holds, and a boxed future is freed when the login ends instead of sizing every
-    // client's task for the rest of its session.
+    // client's task for the rest of its session. For the same reason nothing of the login
+    // is kept in a named local here: a future keeps the storage of every local still in
+    // scope at an await, and this one lives as long as the client.
     let Some(logged_in) = Box::pin(login_or_console(client, shared, config, me)).await? else {
         return Ok(());
     };
@@ -146,26 +145,26 @@ async fn login_or_console(
     me: &ClientInfo,
 ) -> Result<Option<Box<LoggedIn>>, SessionError> {
     let login_timeout = config.proxy.client_login_timeout;
-    let opened =
-        tokio::time::timeout(login_timeout, login(client, shared, config, me))
-            .await
-            .map_err(|_| {
-                shared.stats.metrics.timeout(TimeoutKind::ClientLogin);
-                SessionError::refused(
-            SqlState::PROTOCOL_VIOLATION,
-            format!("dbwarden: client_login_timeout: login not completed within {login_timeout:?}"),
-        )
-            })??;
+    let opened = tokio::time::timeout(login_timeout, login(client, shared, config, me))
+        .await
+        .map_err(|_| login_timed_out(shared, login_timeout))??;
     match opened {
         None => Ok(None), // a cancel request
         Some(Opened::Console(role, _cancel_key)) => {
-            // Boxed, like the session mode: neither should size a transaction-mode
-            // client's task.
+            // Boxed: a console session's state should not size every pool client's login.
             Box::pin(crate::admin::run(client, shared, role)).await?;
             Ok(None)
         }
         Some(Opened::Pool(logged_in)) => Ok(Some(logged_in)),
     }
+}
+
+fn login_timed_out(shared: &Shared, limit: Duration) -> SessionError {
+    shared.stats.metrics.timeout(TimeoutKind::ClientLogin);
+    SessionError::refused(
+        SqlState::PROTOCOL_VIOLATION,
+        format!("dbwarden: client_login_timeout: login not completed within {limit:?}"),
+    )
 }
 
 /// A transaction-mode client's state between transactions. Not `async`: what the login
